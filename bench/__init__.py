@@ -1,0 +1,1 @@
+"""Benchmarks: each module prints markdown tables with ratios against a baseline measured in the same run."""

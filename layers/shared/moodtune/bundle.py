@@ -1,0 +1,149 @@
+"""The model bundle: a directory with ``model.onnx``, ``tokenizer.json`` and ``manifest.json``.
+
+``load_bundle`` reads the manifest and checks it against the files before anything is served: the
+labels must be ``moodtune.labels.LABELS`` in order, every listed file must exist with the recorded
+sha256, and ``model_version`` must end with the first 12 hex digits of ``model.onnx``'s sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moodtune.labels import LABELS
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+REQUIRED_FILES = (MODEL_FILE, TOKENIZER_FILE)
+VERSION_HASH_CHARS = 12
+
+
+class BundleError(Exception):
+    """A bundle directory that cannot be served; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A checked bundle: where its files are and what its manifest says."""
+
+    path: Path
+    model_version: str
+    labels: tuple[str, ...]
+    max_length: int
+    inputs: tuple[str, ...]
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path / TOKENIZER_FILE
+
+    @property
+    def examples(self) -> list[dict[str, Any]]:
+        """Sentences with the probabilities the export measured for them (for reproduction tests)."""
+        return list(self.manifest.get("examples", []))
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_version_for(prefix: str, model_sha256: str) -> str:
+    """The model version a bundle gets: ``<prefix>-<first 12 hex of model.onnx sha256>``."""
+    return f"{prefix}-{model_sha256[:VERSION_HASH_CHARS]}"
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    manifest_path = path / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise BundleError(
+            f"{manifest_path}: no manifest. Point MODEL_DIR at a bundle directory written by "
+            "`python -m model_export.export` (or `make demo-model`)."
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{manifest_path}: not valid JSON ({exc}). Re-export the bundle.") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_path}: expected a JSON object. Re-export the bundle.")
+    return manifest
+
+
+def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
+    """Read and check the bundle at ``path``; raise ``BundleError`` with a clear message if it is unusable."""
+    root = Path(path)
+    if not root.is_dir():
+        raise BundleError(
+            f"{root}: no such bundle directory. Set MODEL_DIR to a directory with {MANIFEST_FILE}."
+        )
+    manifest = _read_manifest(root)
+    where = root / MANIFEST_FILE
+
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{where}: format_version {manifest.get('format_version')!r} is not {FORMAT_VERSION}. "
+            "Re-export the bundle with this version of model_export."
+        )
+    labels = manifest.get("labels")
+    if not isinstance(labels, list) or tuple(labels) != LABELS:
+        raise BundleError(
+            f"{where}: labels {labels!r} differ from moodtune's {list(LABELS)}. The model's outputs would be "
+            "read as the wrong emotions; re-export from a checkpoint whose id2label follows moodtune.labels."
+        )
+    max_length = manifest.get("max_length")
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
+        raise BundleError(f"{where}: max_length must be an integer >= 2, got {max_length!r}.")
+    inputs = manifest.get("inputs")
+    if not isinstance(inputs, list) or "input_ids" not in inputs or "attention_mask" not in inputs:
+        raise BundleError(f"{where}: inputs must list at least input_ids and attention_mask, got {inputs!r}.")
+
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise BundleError(f"{where}: 'files' must map file names to sha256 digests.")
+    for name in REQUIRED_FILES:
+        if name not in files:
+            raise BundleError(f"{where}: 'files' lacks {name}. Re-export the bundle.")
+    for name, expected in files.items():
+        file_path = root / name
+        if Path(name).name != name or not file_path.is_file():
+            raise BundleError(
+                f"{file_path}: listed in the manifest but missing. Copy the whole bundle directory."
+            )
+        if verify_hashes:
+            actual = sha256_file(file_path)
+            if actual != expected:
+                raise BundleError(
+                    f"{file_path}: sha256 {actual[:16]}… differs from the manifest's {str(expected)[:16]}…. "
+                    "The file was changed or truncated; copy the bundle again or re-export it."
+                )
+
+    model_version = manifest.get("model_version")
+    model_hash = str(files[MODEL_FILE])
+    if not isinstance(model_version, str) or not model_version.endswith(
+        "-" + model_hash[:VERSION_HASH_CHARS]
+    ):
+        raise BundleError(
+            f"{where}: model_version {model_version!r} must be '<prefix>-{model_hash[:VERSION_HASH_CHARS]}' "
+            f"(the first {VERSION_HASH_CHARS} hex of {MODEL_FILE}'s sha256). Re-export the bundle."
+        )
+    return Bundle(
+        path=root,
+        model_version=model_version,
+        labels=tuple(labels),
+        max_length=max_length,
+        inputs=tuple(inputs),
+        manifest=manifest,
+    )

@@ -1,0 +1,198 @@
+"""The demo model: a WordPiece tokenizer and a small ELECTRA trained from scratch on the demo corpus,
+exported through the same code as a fine-tuned KoELECTRA, written to ``models/demo/``.
+
+    python -m model_export.demo            # make demo-model
+
+Fixed seeds and one torch thread make the run deterministic: the committed bundle is what it produces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from model_export.datasets import Example, read_plain, stratified_split
+from model_export.errors import ModelExportError, run_cli, setup_logging
+from model_export.export import ExportOptions, export_bundle
+from model_export.tokenizer import train_wordpiece
+from model_export.train import (
+    ID2LABEL,
+    LABEL2ID,
+    TrainConfig,
+    classification_metrics,
+    encode,
+    fit,
+    predict_logits,
+    save_checkpoint,
+    set_seed,
+    top_confusions,
+)
+from moodtune.labels import NUM_LABELS
+
+log = logging.getLogger("model_export.demo")
+
+CORPUS = Path("data/demo/emotions.tsv")
+REFERENCE = Path("data/demo/reference.tsv")
+OUT = Path("models/demo")
+
+
+@dataclass(frozen=True)
+class DemoShape:
+    """The demo ELECTRA's size, chosen by validation macro-F1 among 2-6 layers × hidden 128-256 (see
+    docs/model.md); about 3.0M parameters, a 3 MB INT8 model."""
+
+    vocab_size: int = 6000
+    embedding_size: int = 128
+    hidden_size: int = 256
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    max_position_embeddings: int = 128
+
+
+def build_model(shape: DemoShape, vocab_size: int, seed: int, dropout: float | None = None):
+    """A randomly initialised ElectraForSequenceClassification with our labels."""
+    from transformers import ElectraConfig, ElectraForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = ElectraConfig(
+        vocab_size=vocab_size,
+        embedding_size=shape.embedding_size,
+        hidden_size=shape.hidden_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        intermediate_size=shape.intermediate_size,
+        max_position_embeddings=shape.max_position_embeddings,
+        num_labels=NUM_LABELS,
+        id2label=dict(ID2LABEL),
+        label2id=dict(LABEL2ID),
+        **(
+            {}
+            if dropout is None
+            else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+        ),
+    )
+    return ElectraForSequenceClassification(config)
+
+
+def fast_tokenizer(tokenizer):
+    """Wrap a ``tokenizers.Tokenizer`` as the transformers fast tokenizer ELECTRA checkpoints use."""
+    from transformers import ElectraTokenizerFast
+
+    # do_lower_case/strip_accents False: otherwise transformers swaps in a normalizer that lowercases
+    # and strips accents (NFD), which decomposes Hangul syllables.
+    return ElectraTokenizerFast(tokenizer_object=tokenizer, do_lower_case=False, strip_accents=False)
+
+
+def run_demo(
+    corpus: Path,
+    out_dir: Path,
+    reference: Path | None,
+    shape: DemoShape,
+    cfg: TrainConfig,
+    max_length: int,
+) -> dict:
+    """Train, evaluate, export; return the published manifest."""
+    started = time.perf_counter()
+    torch.set_num_threads(1)  # bit-for-bit reproducible on any machine with the same torch build
+    set_seed(cfg.seed)
+    examples = read_plain(corpus)
+    if len(examples) < 10 * NUM_LABELS:
+        raise ModelExportError(f"{corpus}: only {len(examples)} usable rows; the demo needs at least 70.")
+    train, val, test = stratified_split(examples, 0.1, 0.1, seed=cfg.seed)
+    wordpiece = train_wordpiece([e.text for e in train], vocab_size=shape.vocab_size)
+    tokenizer = fast_tokenizer(wordpiece)
+    model = build_model(shape, wordpiece.get_vocab_size(), cfg.seed, cfg.dropout)
+    train_enc, val_enc, test_enc = (encode(tokenizer, part, max_length) for part in (train, val, test))
+    result = fit(model, tokenizer, train_enc, val_enc, cfg, desc="demo")
+    test_metrics = classification_metrics(
+        test_enc.labels, predict_logits(model, test_enc, 256, tokenizer.pad_token_id).argmax(1)
+    )
+    log.info("demo test (PyTorch): %s", {k: test_metrics[k] for k in ("accuracy", "macro_f1")})
+
+    reference_examples: list[Example] = read_plain(reference) if reference and reference.is_file() else []
+    work = Path(tempfile.mkdtemp(prefix="moodtune-demo-"))
+    try:
+        checkpoint = save_checkpoint(model, tokenizer, work / "checkpoint", max_length)
+        manifest = export_bundle(
+            ExportOptions(
+                checkpoint=str(checkpoint),
+                out_dir=out_dir,
+                prefix="demo",
+                eval_examples=test,
+                eval_name=f"{corpus} test split (10%, stratified, seed {cfg.seed})",
+                named_evals={"reference": reference_examples} if reference_examples else {},
+                source_extra={
+                    "checkpoint": "trained from scratch by `python -m model_export.demo`",
+                    "corpus": str(corpus),
+                    "shape": asdict(shape),
+                },
+                extra_metrics={
+                    "training": {
+                        "config": asdict(cfg),
+                        "examples": {"train": len(train), "val": len(val), "test": len(test)},
+                        "best_epoch": result.best_epoch,
+                        "history": [asdict(r) for r in result.history],
+                        "samples_per_second": result.samples_per_second,
+                    },
+                    "test_pytorch": test_metrics,
+                },
+            )
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("demo model written in %.0f s", time.perf_counter() - started)
+    return manifest
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m model_export.demo", description=__doc__.split("\n")[0])
+    p.add_argument("--corpus", type=Path, default=CORPUS, help=f"label<TAB>text corpus (default {CORPUS})")
+    p.add_argument(
+        "--reference", type=Path, default=REFERENCE, help="extra held-out set to report accuracy on"
+    )
+    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    # Chosen by validation macro-F1 in a sweep on the demo corpus (docs/model.md).
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        lr=5e-4,
+        batch_size=32,
+        weight_decay=0.01,
+        label_smoothing=0.1,
+        warmup_ratio=0.1,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    manifest = run_demo(args.corpus, args.out, args.reference, DemoShape(), cfg, args.max_length)
+    m = manifest["metrics"]
+    print(f"wrote {args.out} ({manifest['model_version']})")
+    print(f"test (INT8): {m.get('accuracy', {})}")
+    print(f"parity: {m['parity']['onnx_int8_vs_pytorch']}")
+    for name, figures in m.get("named_evals", {}).items():
+        print(f"{name}: {figures}")
+    print(
+        "main confusions (PyTorch, test): " + ", ".join(top_confusions(m["test_pytorch"]["confusion_matrix"]))
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

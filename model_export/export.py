@@ -1,0 +1,436 @@
+"""Checkpoint -> INT8 ONNX bundle: Optimum export, dynamic quantization, parity validation, atomic write.
+
+    python -m model_export.export --checkpoint DIR --out DIR [--eval FILE] [--min-agreement 0.98]
+
+The bundle is refused (nothing written, exit status 2) when the INT8 model's top-1 agreement with the
+PyTorch fp32 model is below ``--min-agreement``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from model_export.bundle_writer import publish, stage_bundle, staging_dir
+from model_export.datasets import Example, load_datasets
+from model_export.errors import ModelExportError, run_cli, setup_logging
+from model_export.parity_texts import PARITY_TEXTS
+from moodtune.bundle import MODEL_FILE
+from moodtune.classifier import EmotionClassifier, softmax
+from moodtune.labels import LABELS, NUM_LABELS, canonical_label
+
+log = logging.getLogger("model_export.export")
+
+DEFAULT_MIN_AGREEMENT = 0.98
+DEFAULT_MAX_LENGTH = 128
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+N_EXAMPLES = 10
+
+
+@dataclass
+class ExportOptions:
+    """What to export and how; the CLI flags map one to one."""
+
+    checkpoint: str
+    out_dir: Path
+    prefix: str = "moodtune"
+    eval_file: Path | None = None
+    eval_examples: list[Example] | None = None  # in-memory alternative to eval_file
+    eval_name: str = "in-memory"  # how the manifest names eval_examples
+    named_evals: dict[str, list[Example]] = field(default_factory=dict)  # more labelled sets to score
+    min_agreement: float = DEFAULT_MIN_AGREEMENT
+    max_length: int | None = None
+    weight_type: str = "QInt8"
+    per_channel: bool = True
+    save_optimized: bool = True
+    opset: int | None = None
+    latency_texts: int = 16
+    latency_repeats: int = 5
+    threads: int = 1
+    example_texts: Sequence[str] = PARITY_TEXTS[:N_EXAMPLES]
+    extra_metrics: dict[str, Any] = field(default_factory=dict)
+    source_extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- checkpoint -------------------------------------------------------------------------------------
+
+
+def check_checkpoint(checkpoint: str) -> Any:
+    """Load the checkpoint's config and check it is a 7-label classifier in moodtune's label order."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(checkpoint)
+    except (OSError, ValueError) as exc:
+        raise ModelExportError(
+            f"{checkpoint}: cannot read a model config there ({exc}). Pass a directory written by "
+            "`python -m model_export.train` (config.json, model weights, tokenizer files)."
+        ) from exc
+    if config.num_labels != NUM_LABELS:
+        raise ModelExportError(
+            f"{checkpoint}: the classifier has {config.num_labels} labels, moodtune needs {NUM_LABELS} "
+            f"({', '.join(LABELS)}). Fine-tune it with `python -m model_export.train` first."
+        )
+    names = [config.id2label[i] for i in range(NUM_LABELS)]
+    mapped = [canonical_label(n) for n in names]
+    if mapped != list(LABELS):
+        raise ModelExportError(
+            f"{checkpoint}/config.json: id2label {names} is not moodtune's order {list(LABELS)}. Outputs "
+            "would be read as the wrong emotions; use `python -m model_export.train` (it writes it)."
+        )
+    return config
+
+
+def load_tokenizer(checkpoint: str, max_length: int | None) -> tuple[Any, int]:
+    """The checkpoint's fast tokenizer as a plain ``tokenizers.Tokenizer`` and the max length to use."""
+    from transformers import AutoTokenizer
+
+    try:
+        hf_tokenizer = AutoTokenizer.from_pretrained(checkpoint, use_fast=True)
+    except (OSError, ValueError) as exc:
+        raise ModelExportError(
+            f"{checkpoint}: no usable tokenizer ({exc}). Save one with the checkpoint."
+        ) from exc
+    if not hf_tokenizer.is_fast:
+        raise ModelExportError(f"{checkpoint}: needs a fast tokenizer (tokenizer.json or vocab.txt).")
+    if max_length is None:
+        saved = int(getattr(hf_tokenizer, "model_max_length", 0) or 0)
+        max_length = saved if 2 <= saved <= 512 else DEFAULT_MAX_LENGTH
+    backend = hf_tokenizer.backend_tokenizer
+    backend.no_truncation()  # the runtime sets truncation and padding from the manifest
+    backend.no_padding()
+    return backend, max_length
+
+
+# --- ONNX -------------------------------------------------------------------------------------------
+
+
+def export_fp32(checkpoint: str, out_dir: Path, opset: int | None) -> Path:
+    """Optimum's ONNX export (task text-classification); returns the fp32 model.onnx."""
+    from optimum.exporters.onnx import main_export
+
+    main_export(
+        checkpoint,
+        output=out_dir,
+        task="text-classification",
+        opset=opset,
+        do_validation=False,  # validated below against PyTorch, on real texts, with the INT8 model too
+        library_name="transformers",
+    )
+    model = out_dir / MODEL_FILE
+    if not model.is_file():
+        raise ModelExportError(f"{out_dir}: Optimum wrote no {MODEL_FILE}.")
+    return model
+
+
+def quantize_int8(fp32: Path, out: Path, weight_type: str, per_channel: bool) -> Path:
+    """Dynamic INT8 quantization of the un-fused fp32 graph (a fused graph fails or runs slower)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(fp32, out, weight_type=QuantType[weight_type], per_channel=per_channel)
+    return out
+
+
+def save_ort_optimized(model: Path, out: Path) -> Path:
+    """Let onnxruntime optimise the graph (EXTENDED level, portable across CPUs) and save the result, so
+    serving can load it with optimisation off: faster session creation, same latency."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(out)
+    ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    return out
+
+
+def ort_session(model: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+# --- validation -------------------------------------------------------------------------------------
+
+
+def _batches(encoded: dict[str, np.ndarray], lengths: np.ndarray, size: int = 32):
+    """Slices of ``encoded`` trimmed to each slice's longest row (less padding, same results)."""
+    n = len(lengths)
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        width = int(lengths[start:stop].max())
+        yield {k: v[start:stop, :width] for k, v in encoded.items()}
+
+
+def probs_torch(model: Any, encoded: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for batch in _batches(encoded, lengths):
+            logits = model(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits
+            out.append(softmax(logits.float().numpy()))
+    return np.concatenate(out)
+
+
+def probs_ort(
+    session: ort.InferenceSession, encoded: dict[str, np.ndarray], lengths: np.ndarray
+) -> np.ndarray:
+    names = {i.name for i in session.get_inputs()}
+    out = []
+    for batch in _batches(encoded, lengths):
+        (logits,) = session.run(["logits"], {k: v for k, v in batch.items() if k in names})
+        out.append(softmax(logits))
+    return np.concatenate(out)
+
+
+def median_latency_ms(run_one, encoded_one: list[dict[str, np.ndarray]], repeats: int) -> float:
+    """Median wall time of batch-1 calls over the given inputs, after one warm-up pass."""
+    for item in encoded_one:
+        run_one(item)
+    times = []
+    for _ in range(repeats):
+        for item in encoded_one:
+            start = time.perf_counter()
+            run_one(item)
+            times.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times), 3)
+
+
+def parity(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+    """Top-1 agreement and absolute probability differences of ``other`` against ``reference``."""
+    diff = np.abs(reference - other)
+    return {
+        "top1_agreement": round(float((reference.argmax(1) == other.argmax(1)).mean()), 6),
+        "max_abs_diff": round(float(diff.max()), 6),
+        "mean_abs_diff": round(float(diff.mean()), 6),
+    }
+
+
+def accuracy(probs: np.ndarray, gold: np.ndarray) -> float:
+    return round(float((probs.argmax(1) == gold).mean()), 6)
+
+
+def score_named(model: Any, classifier: EmotionClassifier, examples: list[Example]) -> dict[str, Any]:
+    """Accuracy of PyTorch fp32 and ONNX INT8 on a labelled set, with the INT8 confusion matrix."""
+    from model_export.train import classification_metrics
+
+    encoded = classifier.tokenize([e.text for e in examples])
+    lengths = encoded["attention_mask"].sum(1)
+    gold = np.array([LABELS.index(e.label) for e in examples])
+    int8 = probs_ort(classifier.session, encoded, lengths)
+    figures = classification_metrics(gold, int8.argmax(1))
+    return {
+        "n": len(examples),
+        "accuracy_pytorch_fp32": accuracy(probs_torch(model, encoded, lengths), gold),
+        "accuracy_onnx_int8": figures["accuracy"],
+        "macro_f1_onnx_int8": figures["macro_f1"],
+        "confusion_matrix_onnx_int8": figures["confusion_matrix"],
+    }
+
+
+def macro_f1(probs: np.ndarray, gold: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    pred = probs.argmax(1)
+    return round(
+        float(f1_score(gold, pred, labels=list(range(NUM_LABELS)), average="macro", zero_division=0)), 6
+    )
+
+
+def validate(
+    checkpoint: str, fp32: Path, staged: Path, examples: list[Example], opts: ExportOptions
+) -> dict[str, Any]:
+    """PyTorch fp32 vs ONNX fp32 vs ONNX INT8 (the staged bundle, through moodtune's own classifier)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.set_num_threads(opts.threads)
+    classifier = EmotionClassifier.from_bundle(staged, threads=opts.threads)
+    texts = [e.text for e in examples]
+    encoded = classifier.tokenize(texts)
+    lengths = encoded["attention_mask"].sum(1)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+    fp32_session = ort_session(fp32, opts.threads)
+
+    probs = {
+        "pytorch_fp32": probs_torch(model, encoded, lengths),
+        "onnx_fp32": probs_ort(fp32_session, encoded, lengths),
+        "onnx_int8": probs_ort(classifier.session, encoded, lengths),
+    }
+    metrics: dict[str, Any] = {
+        "n_texts": len(texts),
+        "parity": {
+            "onnx_fp32_vs_pytorch": parity(probs["pytorch_fp32"], probs["onnx_fp32"]),
+            "onnx_int8_vs_pytorch": parity(probs["pytorch_fp32"], probs["onnx_int8"]),
+            "onnx_int8_vs_onnx_fp32": parity(probs["onnx_fp32"], probs["onnx_int8"]),
+        },
+    }
+    if all(e.label for e in examples):
+        gold = np.array([LABELS.index(e.label) for e in examples])
+        metrics["accuracy"] = {name: accuracy(p, gold) for name, p in probs.items()}
+        metrics["macro_f1"] = {name: macro_f1(p, gold) for name, p in probs.items()}
+
+    for name, labelled in opts.named_evals.items():
+        metrics.setdefault("named_evals", {})[name] = score_named(model, classifier, labelled)
+
+    single = [classifier.tokenize([t]) for t in texts[: opts.latency_texts]]
+    fp32_names = {i.name for i in fp32_session.get_inputs()}
+
+    def run_torch(item: dict[str, np.ndarray]) -> None:
+        with torch.inference_mode():
+            model(**{k: torch.from_numpy(v) for k, v in item.items()})
+
+    metrics["latency_ms"] = {
+        "batch": 1,
+        "threads": opts.threads,
+        "pytorch_fp32": median_latency_ms(run_torch, single, opts.latency_repeats),
+        "onnx_fp32": median_latency_ms(
+            lambda item: fp32_session.run(None, {k: v for k, v in item.items() if k in fp32_names}),
+            single,
+            opts.latency_repeats,
+        ),
+        "onnx_int8": median_latency_ms(classifier.infer, single, opts.latency_repeats),
+    }
+    return metrics
+
+
+# --- the whole export -------------------------------------------------------------------------------
+
+
+def export_bundle(opts: ExportOptions) -> dict[str, Any]:
+    """Export, quantize, validate and publish a bundle; return its manifest. Raises ModelExportError."""
+    config = check_checkpoint(opts.checkpoint)
+    tokenizer, max_length = load_tokenizer(opts.checkpoint, opts.max_length)
+    if opts.eval_examples is not None:
+        examples, eval_source = opts.eval_examples, opts.eval_name
+    elif opts.eval_file is not None:
+        examples, eval_source = load_datasets([opts.eval_file])[0], str(opts.eval_file)
+    else:
+        examples, eval_source = (
+            [Example(t, "") for t in PARITY_TEXTS],
+            "model_export.parity_texts (unlabelled)",
+        )
+    if not examples:
+        raise ModelExportError(f"{eval_source}: no usable labelled texts to validate the export on.")
+
+    staging = staging_dir(opts.out_dir)
+    work = Path(tempfile.mkdtemp(prefix="moodtune-export-"))
+    try:
+        fp32 = export_fp32(opts.checkpoint, work / "fp32", opts.opset)
+        int8 = quantize_int8(fp32, work / "int8.onnx", opts.weight_type, opts.per_channel)
+        served = save_ort_optimized(int8, work / "int8-optimized.onnx") if opts.save_optimized else int8
+        sizes = {"onnx_fp32_bytes": fp32.stat().st_size, "onnx_int8_bytes": served.stat().st_size}
+        bundle_dir = staging / "bundle"
+        common = {
+            "prefix": opts.prefix,
+            "max_length": max_length,
+            "inputs": [i.name for i in ort_session(served, 1).get_inputs()],
+            "source": {
+                "checkpoint": str(opts.checkpoint),
+                "architecture": (config.architectures or ["?"])[0],
+                "config": {
+                    k: getattr(config, k, None)
+                    for k in (
+                        "vocab_size",
+                        "embedding_size",
+                        "hidden_size",
+                        "num_hidden_layers",
+                        "num_attention_heads",
+                        "intermediate_size",
+                    )
+                },
+                **opts.source_extra,
+            },
+            "quantization": {
+                "method": "onnxruntime.quantize_dynamic",
+                "weight_type": opts.weight_type,
+                "per_channel": opts.per_channel,
+            },
+            "graph_optimization": {
+                "saved": opts.save_optimized,
+                "level": "ORT_ENABLE_EXTENDED" if opts.save_optimized else None,
+                "onnxruntime": ort.__version__,
+            },
+        }
+        stage_bundle(bundle_dir, served, tokenizer, **common)
+        metrics = validate(opts.checkpoint, fp32, bundle_dir, examples, opts)
+        metrics.update(eval_file=eval_source, sizes=sizes, **opts.extra_metrics)
+        agreement = metrics["parity"]["onnx_int8_vs_pytorch"]["top1_agreement"]
+        if agreement < opts.min_agreement:
+            raise ModelExportError(
+                f"refused: INT8 top-1 agreement with PyTorch fp32 is {agreement:.4f} on {len(examples)} "
+                f"texts from {eval_source}, below --min-agreement {opts.min_agreement}. No bundle was "
+                f"written to {opts.out_dir}. Try a better-trained model or a lower threshold."
+            )
+        shutil.rmtree(bundle_dir)
+        manifest = stage_bundle(
+            bundle_dir, served, tokenizer, metrics=metrics, example_texts=list(opts.example_texts), **common
+        )
+        publish(bundle_dir, opts.out_dir)
+        return manifest
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m model_export.export", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint directory (or hub name)")
+    p.add_argument("--out", required=True, type=Path, help="bundle directory to write (replaced atomically)")
+    p.add_argument("--prefix", default="moodtune", help="model_version prefix (default: moodtune)")
+    p.add_argument(
+        "--eval", type=Path, help="labelled file (any model_export.datasets format) for parity and accuracy"
+    )
+    p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT)
+    p.add_argument(
+        "--max-length", type=int, help="token limit (default: the checkpoint tokenizer's, else 128)"
+    )
+    p.add_argument("--weight-type", choices=["QInt8", "QUInt8"], default="QInt8")
+    p.add_argument(
+        "--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales"
+    )
+    p.add_argument("--no-save-optimized", action="store_true", help="ship the raw INT8 graph")
+    p.add_argument("--opset", type=int)
+    p.add_argument("--threads", type=int, default=1, help="threads for the latency figures (default 1)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    manifest = export_bundle(
+        ExportOptions(
+            checkpoint=args.checkpoint,
+            out_dir=args.out,
+            prefix=args.prefix,
+            eval_file=args.eval,
+            min_agreement=args.min_agreement,
+            max_length=args.max_length,
+            weight_type=args.weight_type,
+            per_channel=not args.per_tensor,
+            save_optimized=not args.no_save_optimized,
+            opset=args.opset,
+            threads=args.threads,
+        )
+    )
+    m = manifest["metrics"]
+    print(f"wrote {args.out} ({manifest['model_version']})")
+    print(f"parity: {m['parity']}")
+    if "accuracy" in m:
+        print(f"accuracy: {m['accuracy']}")
+    print(f"latency_ms (batch 1): {m['latency_ms']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,596 @@
+"""Fine-tune an ElectraForSequenceClassification-compatible checkpoint on the seven emotions.
+
+    python -m model_export.train --checkpoint monologg/koelectra-small-v3-discriminator \\
+        --data 단발성.xlsx 연속적.xlsx --balance 9000 --out artifacts/koelectra-emotion
+
+Writes the checkpoint (with ``id2label`` in moodtune's label order and the tokenizer), ``metrics.json``
+(accuracy, macro-F1, per-class F1, confusion matrix) and PNG plots. CUDA with bf16 autocast when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from model_export.datasets import Example
+from model_export.errors import ModelExportError, run_cli, setup_logging
+from moodtune.labels import LABEL_INDEX, LABELS, NUM_LABELS
+
+log = logging.getLogger("model_export.train")
+
+ID2LABEL = dict(enumerate(LABELS))
+LABEL2ID = {label: i for i, label in ID2LABEL.items()}
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters; every field is a CLI flag."""
+
+    epochs: int = 3
+    lr: float = 5e-5
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    max_length: int = 128
+    dropout: float | None = None  # None keeps the checkpoint's
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.0
+    class_weights: bool = False
+    warmup_ratio: float = 0.1
+    patience: int | None = None  # early stopping on validation macro-F1, in epochs
+    grad_clip: float = 1.0
+    seed: int = 42
+    progress: bool = True
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    val_macro_f1: float
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    samples_per_second: float = 0.0
+
+
+# --- reproducibility and devices ---------------------------------------------------------------------
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch; deterministic kernels where torch has them."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Encoded:
+    ids: list[list[int]]
+    labels: np.ndarray
+    weights: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def encode(tokenizer: Any, examples: Sequence[Example], max_length: int) -> Encoded:
+    """Tokenize once, truncated to ``max_length``; padding happens per batch."""
+    if not examples:
+        raise ModelExportError("no examples to encode (the split is empty); give more data.")
+    ids = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)["input_ids"]
+    return Encoded(
+        ids=ids,
+        labels=np.array([LABEL_INDEX[e.label] for e in examples], dtype=np.int64),
+        weights=np.array([e.weight for e in examples], dtype=np.float32),
+    )
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar length: shuffle, sort within windows of 50 batches, shuffle the batches.
+    Less padding than random batches, still random order."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(data: Encoded, index: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad a batch to its longest sequence."""
+    width = max(len(data.ids[i]) for i in index)
+    input_ids = torch.full((len(index), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(index), width), dtype=torch.long)
+    for row, i in enumerate(index):
+        seq = data.ids[i]
+        input_ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    return {
+        "input_ids": input_ids,
+        "attention_mask": mask,
+        "token_type_ids": torch.zeros_like(input_ids),
+        "labels": torch.from_numpy(data.labels[list(index)]),
+        "weights": torch.from_numpy(data.weights[list(index)]),
+    }
+
+
+def class_weight_vector(labels: np.ndarray) -> torch.Tensor:
+    """Inverse-frequency class weights, normalised to mean 1 (absent classes get 0)."""
+    counts = np.bincount(labels, minlength=NUM_LABELS).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (NUM_LABELS * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+# --- metrics -----------------------------------------------------------------------------------------
+
+
+def classification_metrics(gold: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class F1 and the confusion matrix (rows gold, columns predicted)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    labels = list(range(NUM_LABELS))
+    per_class = f1_score(gold, pred, labels=labels, average=None, zero_division=0)
+    return {
+        "n": len(gold),
+        "accuracy": round(float(accuracy_score(gold, pred)), 4),
+        "macro_f1": round(float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)), 4),
+        "per_class_f1": {LABELS[i]: round(float(f), 4) for i, f in enumerate(per_class)},
+        "confusion_matrix": confusion_matrix(gold, pred, labels=labels).tolist(),
+    }
+
+
+def top_confusions(confusion: list[list[int]], k: int = 5) -> list[str]:
+    """The k largest off-diagonal cells as 'gold→predicted: n'."""
+    cells = [
+        (n, LABELS[g], LABELS[p])
+        for g, row in enumerate(confusion)
+        for p, n in enumerate(row)
+        if g != p and n
+    ]
+    return [f"{g}→{p}: {n}" for n, g, p in sorted(cells, reverse=True)[:k]]
+
+
+# --- the loop ----------------------------------------------------------------------------------------
+
+
+def _autocast(dev: torch.device):
+    if dev.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, data: Encoded, batch_size: int, pad_id: int) -> np.ndarray:
+    """Logits [n, 7] in the data's order (batches sorted by length internally)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))
+    out = np.zeros((len(data), NUM_LABELS), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        batch = collate(data, index, pad_id)
+        with _autocast(dev):
+            logits = model(
+                **{k: batch[k].to(dev) for k in ("input_ids", "attention_mask", "token_type_ids")}
+            ).logits
+        out[index] = logits.float().cpu().numpy()
+    return out
+
+
+def _loss(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, criterion: nn.Module
+) -> torch.Tensor:
+    per_example = criterion(logits.float(), labels)
+    return (per_example * weights).sum() / weights.sum().clamp_min(1e-8)
+
+
+def fit(
+    model: nn.Module, tokenizer: Any, train: Encoded, val: Encoded, cfg: TrainConfig, desc: str = "train"
+) -> FitResult:
+    """Train ``model`` in place; at the end it holds the weights of the best validation epoch (macro-F1)."""
+    dev = device()
+    model.to(dev)
+    pad_id = tokenizer.pad_token_id or 0
+    rng = random.Random(cfg.seed)
+    lengths = [len(s) for s in train.ids]
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total_steps = max(1, steps_per_epoch * cfg.epochs)
+    warmup = int(total_steps * cfg.warmup_ratio)
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": cfg.weight_decay,
+        },
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: (
+            (step + 1) / max(1, warmup)
+            if step < warmup
+            else max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+        ),
+    )
+    class_weights = class_weight_vector(train.labels).to(dev) if cfg.class_weights else None
+    criterion = nn.CrossEntropyLoss(
+        weight=class_weights, label_smoothing=cfg.label_smoothing, reduction="none"
+    )
+
+    result = FitResult()
+    best_f1, best_state, stale = -1.0, None, 0
+    seen, train_seconds = 0, 0.0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        start = time.perf_counter()
+        losses = []
+        batches = length_grouped_batches(lengths, cfg.batch_size, rng)
+        bar = tqdm(batches, desc=f"{desc} epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+        for index in bar:
+            batch = {k: v.to(dev) for k, v in collate(train, index, pad_id).items()}
+            with _autocast(dev):
+                logits = model(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    token_type_ids=batch["token_type_ids"],
+                ).logits
+            loss = _loss(logits, batch["labels"], batch["weights"], criterion)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            seen += len(index)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        train_seconds += time.perf_counter() - start
+
+        logits = predict_logits(model, val, cfg.eval_batch_size, pad_id)
+        with torch.no_grad():
+            val_loss = float(
+                _loss(
+                    torch.from_numpy(logits),
+                    torch.from_numpy(val.labels),
+                    torch.from_numpy(val.weights),
+                    criterion.cpu(),
+                )
+            )
+        criterion.to(dev)
+        metrics = classification_metrics(val.labels, logits.argmax(1))
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=round(float(np.mean(losses)), 5),
+            val_loss=round(val_loss, 5),
+            val_accuracy=metrics["accuracy"],
+            val_macro_f1=metrics["macro_f1"],
+            seconds=round(time.perf_counter() - start, 2),
+        )
+        result.history.append(record)
+        log.info("%s epoch %d: %s", desc, epoch, asdict(record))
+        if metrics["macro_f1"] > best_f1:
+            best_f1, best_state, stale = metrics["macro_f1"], copy.deepcopy(model.state_dict()), 0
+            result.best_epoch = epoch
+        else:
+            stale += 1
+            if cfg.patience is not None and stale >= cfg.patience:
+                log.info("%s: early stop after epoch %d (best epoch %d)", desc, epoch, result.best_epoch)
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.samples_per_second = round(seen / max(train_seconds, 1e-9), 1)
+    return result
+
+
+# --- checkpoints -------------------------------------------------------------------------------------
+
+
+def save_checkpoint(model: Any, tokenizer: Any, out_dir: Path, max_length: int) -> Path:
+    """Save model + tokenizer with ``id2label`` in moodtune's order and the training max length."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.config.id2label = dict(ID2LABEL)
+    model.config.label2id = dict(LABEL2ID)
+    model.save_pretrained(out_dir)
+    tokenizer.model_max_length = max_length
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def load_model(checkpoint: str, cfg: TrainConfig) -> tuple[Any, Any]:
+    """Model and tokenizer from a local directory or hub name, with a fresh 7-label head in our order."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    kwargs: dict[str, Any] = {
+        "num_labels": NUM_LABELS,
+        "id2label": dict(ID2LABEL),
+        "label2id": dict(LABEL2ID),
+    }
+    if cfg.dropout is not None:
+        kwargs |= {
+            "hidden_dropout_prob": cfg.dropout,
+            "attention_probs_dropout_prob": cfg.dropout,
+            "classifier_dropout": cfg.dropout,
+        }
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint, use_fast=True)
+        # A checkpoint fine-tuned on other labels gets a new head (its old one has the wrong size).
+        model = AutoModelForSequenceClassification.from_pretrained(
+            checkpoint, ignore_mismatched_sizes=True, **kwargs
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelExportError(
+            f"{checkpoint}: cannot load a checkpoint and tokenizer there ({exc}). Give a directory with "
+            "config.json, weights and tokenizer files, or a hub name such as "
+            "monologg/koelectra-small-v3-discriminator (needs internet)."
+        ) from exc
+    return model, tokenizer
+
+
+# --- plots -------------------------------------------------------------------------------------------
+
+
+def plot_history(history: Sequence[EpochRecord], path: Path) -> Path:
+    """Learning curves: train/validation loss and validation accuracy/macro-F1 per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r.epoch for r in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [r.train_loss for r in history], "o-", label="train loss")
+    left.plot(epochs, [r.val_loss for r in history], "o-", label="validation loss")
+    left.set_xlabel("epoch")
+    left.legend()
+    right.plot(epochs, [r.val_accuracy for r in history], "o-", label="validation accuracy")
+    right.plot(epochs, [r.val_macro_f1 for r in history], "o-", label="validation macro-F1")
+    right.set_xlabel("epoch")
+    right.set_ylim(0, 1)
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(confusion: list[list[int]], path: Path, title: str) -> Path:
+    """Confusion matrix heat map (rows gold, columns predicted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.array(confusion)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(NUM_LABELS), LABELS, rotation=45, ha="right")
+    ax.set_yticks(range(NUM_LABELS), LABELS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(title)
+    for (i, j), n in np.ndenumerate(matrix):
+        ax.text(j, i, str(n), ha="center", va="center", color="white" if n > matrix.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --- the command -------------------------------------------------------------------------------------
+
+
+def _train_one(checkpoint: str, train: list[Example], val: list[Example], cfg: TrainConfig, desc: str):
+    set_seed(cfg.seed)
+    model, tokenizer = load_model(checkpoint, cfg)
+    train_enc, val_enc = encode(tokenizer, train, cfg.max_length), encode(tokenizer, val, cfg.max_length)
+    result = fit(model, tokenizer, train_enc, val_enc, cfg, desc=desc)
+    val_metrics = classification_metrics(
+        val_enc.labels,
+        predict_logits(model, val_enc, cfg.eval_batch_size, tokenizer.pad_token_id or 0).argmax(1),
+    )
+    return model, tokenizer, result, val_metrics
+
+
+def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
+    """The whole command: data, optional K folds, final model, checkpoint, metrics.json, plots."""
+    from model_export.datasets import balance, load_datasets, stratified_folds, stratified_split
+    from model_export.feedback import load_feedback
+
+    examples, report = load_datasets(args.data, args.format, args.strict_labels)
+    log.info("%s", report.summary())
+    messages: list[str] = []
+    if args.balance:
+        examples, messages = balance(examples, args.balance, cfg.seed)
+        for message in messages:
+            log.warning("balance: %s", message)
+    train, val, test = stratified_split(examples, args.val_size, args.test_size, cfg.seed)
+
+    feedback_summary = None
+    if args.feedback:
+        held_out = {e.text for e in val + test}
+        rows, fb_report = load_feedback(args.feedback, args.feedback_weight)
+        added = [e for e in rows if e.text not in held_out]
+        fb_report.dropped["text in validation/test split"] += len(rows) - len(added)
+        fb_report.dropped = +fb_report.dropped
+        train = train + added
+        feedback_summary = {"added": len(added), "summary": fb_report.summary()}
+        log.info("%s", fb_report.summary())
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, Any] = {
+        "checkpoint": args.checkpoint,
+        "device": str(device()),
+        "config": asdict(cfg),
+        "data": {
+            "files": [str(p) for p in args.data],
+            "kept_per_label": dict(report.kept),
+            "dropped": dict(report.dropped),
+            "repaired": {f"{r}→{c}": n for (r, c), n in report.repaired.items()},
+            "balance_messages": messages,
+            "splits": {"train": len(train), "val": len(val), "test": len(test)},
+            "feedback": feedback_summary,
+        },
+    }
+
+    if args.folds:
+        pool = train + val
+        fold_figures = []
+        for k, (fold_train, fold_val) in enumerate(stratified_folds(pool, args.folds, cfg.seed), start=1):
+            *_, figures = _train_one(
+                args.checkpoint, fold_train, fold_val, cfg, desc=f"fold {k}/{args.folds}"
+            )
+            fold_figures.append(figures)
+            log.info("fold %d: accuracy %.4f macro-F1 %.4f", k, figures["accuracy"], figures["macro_f1"])
+        summary = {
+            key: {
+                "mean": round(statistics.mean(f[key] for f in fold_figures), 4),
+                "std": round(statistics.pstdev(f[key] for f in fold_figures), 4),
+            }
+            for key in ("accuracy", "macro_f1")
+        }
+        metrics["folds"] = {
+            "k": args.folds,
+            **summary,
+            "per_fold": [{k: f[k] for k in summary} for f in fold_figures],
+        }
+        log.info(
+            "%d-fold: accuracy %.4f ± %.4f, macro-F1 %.4f ± %.4f",
+            args.folds,
+            summary["accuracy"]["mean"],
+            summary["accuracy"]["std"],
+            summary["macro_f1"]["mean"],
+            summary["macro_f1"]["std"],
+        )
+
+    started = time.perf_counter()
+    model, tokenizer, result, val_metrics = _train_one(args.checkpoint, train, val, cfg, desc="final")
+    test_enc = encode(tokenizer, test, cfg.max_length)
+    test_metrics = classification_metrics(
+        test_enc.labels,
+        predict_logits(model, test_enc, cfg.eval_batch_size, tokenizer.pad_token_id or 0).argmax(1),
+    )
+    metrics["final"] = {
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "samples_per_second": result.samples_per_second,
+        "best_epoch": result.best_epoch,
+        "history": [asdict(r) for r in result.history],
+        "val": val_metrics,
+        "test": test_metrics,
+        "top_confusions": top_confusions(test_metrics["confusion_matrix"]),
+    }
+    save_checkpoint(model, tokenizer, out, cfg.max_length)
+    plot_history(result.history, out / "learning_curves.png")
+    plot_confusion(test_metrics["confusion_matrix"], out / "confusion_matrix.png", "test split")
+    (out / "metrics.json").write_text(
+        json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    # Keep the held-out split next to the checkpoint so `model_export.export --eval` can use it.
+    with (out / "test.tsv").open("w", encoding="utf-8") as f:
+        f.write("label\ttext\n" + "".join(f"{e.label}\t{e.text}\n" for e in test))
+    return metrics
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="python -m model_export.train", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True, help="ELECTRA checkpoint directory or hub name")
+    p.add_argument("--data", required=True, nargs="+", type=Path, help="dataset files (xlsx/csv/tsv/jsonl)")
+    p.add_argument(
+        "--format", default="auto", choices=["auto", "single-turn", "continuous", "speech", "plain"]
+    )
+    p.add_argument("--strict-labels", action="store_true", help="unknown labels are an error, not dropped")
+    p.add_argument(
+        "--out", required=True, type=Path, help="directory for the checkpoint, metrics.json, plots"
+    )
+    p.add_argument(
+        "--balance", type=int, metavar="N", help="sample N examples per label (the original: 9000)"
+    )
+    p.add_argument("--val-size", type=float, default=0.1)
+    p.add_argument("--test-size", type=float, default=0.1)
+    p.add_argument("--folds", type=int, metavar="K", help="K-fold cross-validation before the final model")
+    p.add_argument("--feedback", help="feedback export: .jsonl.gz file, directory, or s3://bucket/prefix")
+    p.add_argument("--feedback-weight", type=float, default=0.5, help="loss weight of feedback examples")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--max-length", type=int, default=d.max_length)
+    p.add_argument("--dropout", type=float, help="hidden, attention and classifier dropout")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (L2)")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--class-weights", action="store_true", help="inverse-frequency class weights in the loss")
+    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
+    p.add_argument("--patience", type=int, help="early stopping: epochs without a better validation macro-F1")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        dropout=args.dropout,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        class_weights=args.class_weights,
+        warmup_ratio=args.warmup_ratio,
+        patience=args.patience,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    metrics = run_training(args, cfg)
+    test = metrics["final"]["test"]
+    print(f"wrote {args.out}: test accuracy {test['accuracy']}, macro-F1 {test['macro_f1']}")
+    print("per-class F1: " + ", ".join(f"{k} {v}" for k, v in test["per_class_f1"].items()))
+    if "folds" in metrics:
+        f = metrics["folds"]
+        print(
+            f"{f['k']}-fold: accuracy {f['accuracy']['mean']} ± {f['accuracy']['std']}, "
+            f"macro-F1 {f['macro_f1']['mean']} ± {f['macro_f1']['std']}"
+        )
+    export = f"python -m model_export.export --checkpoint {args.out} --eval {args.out / 'test.tsv'}"
+    print(f"next: {export} --out BUNDLE_DIR")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,244 @@
+"""Dataset readers on small files that each test writes in the real formats."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from model_export.datasets import (
+    Example,
+    balance,
+    deduplicate,
+    detect_format,
+    load_datasets,
+    load_file,
+    read_plain,
+    repair_label,
+    stratified_folds,
+    stratified_split,
+)
+from model_export.errors import ModelExportError
+from moodtune.labels import LABELS
+
+
+def write_xlsx(path: Path, rows: list[list[object]]) -> Path:
+    workbook = Workbook()
+    sheet = workbook.active
+    for row in rows:
+        sheet.append(row)
+    workbook.save(path)
+    return path
+
+
+def test_single_turn_xlsx(tmp_path):
+    path = write_xlsx(
+        tmp_path / "single.xlsx",
+        [
+            ["Sentence", "Emotion", "Unnamed: 2"],
+            ["언니 동생으로 부르는게 맞는 일인가요..??", "공포", None],
+            ["기분 최고야 ㅋㅋ", "행복", None],
+            ["  ", "슬픔", None],
+            ["뭐야 이거", "기타", None],
+        ],
+    )
+    assert detect_format(path) == "single-turn"
+    examples, report = load_file(path)
+    assert examples == [
+        Example("언니 동생으로 부르는게 맞는 일인가요..??", "fear"),
+        Example("기분 최고야 ㅋㅋ", "joy"),
+    ]
+    assert report.mapped[("공포", "fear")] == 1 and report.mapped[("행복", "joy")] == 1
+    assert report.dropped["empty text"] == 1
+    assert report.dropped["unknown label '기타'"] == 1
+    assert "dropped: " in report.summary()
+
+
+def test_continuous_xlsx_header_below_title_and_noisy_labels(tmp_path):
+    path = write_xlsx(
+        tmp_path / "continuous.xlsx",
+        [
+            [None, None, None, None],
+            ["dialog #", "발화", "감정", "Unnamed"],
+            ["S0001", "아 진짜 짜증나게 하네", "분ㄴ", None],
+            [None, "그냥 그렇지 뭐", "ㅈ중립", None],
+            [None, "무서워 죽겠어", "공포", None],
+            [None, "어쩌라고", "ㄴ", None],
+        ],
+    )
+    assert detect_format(path) == "continuous"
+    examples, report = load_file(path)
+    assert [e.label for e in examples] == ["anger", "neutral", "fear"]
+    assert report.repaired == Counter({("분ㄴ", "anger"): 1, ("ㅈ중립", "neutral"): 1})
+    assert report.dropped["unknown label 'ㄴ'"] == 1
+    with pytest.raises(ModelExportError, match=r"continuous\.xlsx: labels that are not one of .*'ㄴ'"):
+        load_file(path, strict_labels=True)
+
+
+def test_speech_csv_in_cp949(tmp_path):
+    path = tmp_path / "speech.csv"
+    rows = [
+        "wav_id,발화문,상황,1번 감정",
+        "a1,오늘 시험 망쳐서 너무 속상해,sadness,Sadness",
+        "a2,와 진짜 대박이다,happiness,Happiness",
+        "a3,저리 치워 더러워,disgust,Disgust",
+        "a4,왜 내 말을 안 들어,angry,Angry",
+        "a5,엄마가 아프대,sad,Sad",
+    ]
+    path.write_bytes("\r\n".join(rows).encode("cp949"))
+    assert detect_format(path) == "speech"
+    examples, report = load_file(path)
+    assert [e.label for e in examples] == ["sadness", "joy", "disgust", "anger", "sadness"]
+    assert examples[0].text == "오늘 시험 망쳐서 너무 속상해"
+    assert report.mapped[("happiness", "joy")] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("plain.csv", "text,label\n좋아 죽겠어,joy\n무서워,공포\n"),
+        ("plain.tsv", "label\ttext\njoy\t좋아 죽겠어\n공포\t무서워\n"),
+        (
+            "plain.jsonl",
+            json.dumps({"text": "좋아 죽겠어", "label": "joy"}, ensure_ascii=False)
+            + "\n\n"
+            + json.dumps({"text": "무서워", "label": "공포"}, ensure_ascii=False)
+            + "\n",
+        ),
+    ],
+)
+def test_plain_formats(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    assert detect_format(path) == "plain"
+    assert read_plain(path) == [Example("좋아 죽겠어", "joy"), Example("무서워", "fear")]
+
+
+def test_text_is_nfc_normalised(tmp_path):
+    import unicodedata
+
+    path = tmp_path / "nfd.tsv"
+    path.write_text(
+        "label\ttext\njoy\t" + unicodedata.normalize("NFD", "행복해  ㅋㅋ") + "\n", encoding="utf-8"
+    )
+    assert read_plain(path)[0].text == "행복해 ㅋㅋ"
+
+
+def test_plain_unknown_label_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "bad.tsv"
+    path.write_text("label\ttext\n기쁨\t좋다\nhappyish\t음\n", encoding="utf-8")
+    with pytest.raises(ModelExportError, match=r"bad\.tsv: labels that are not one of .*'happyish' ×1"):
+        read_plain(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelExportError, match=r"nope\.tsv: no such file"):
+        load_file(tmp_path / "nope.tsv")
+
+
+def test_file_without_text_and_label_columns(tmp_path):
+    path = tmp_path / "other.csv"
+    path.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(ModelExportError, match=r"other\.csv: no header row with a text column"):
+        load_file(path)
+
+
+def test_malformed_jsonl_names_the_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"text": "좋아", "label": "joy"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(ModelExportError, match=r"rows\.jsonl:2: not valid JSON"):
+        load_file(path)
+
+
+def test_not_an_xlsx(tmp_path):
+    path = tmp_path / "broken.xlsx"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ModelExportError, match=r"broken\.xlsx: not a readable \.xlsx"):
+        load_file(path)
+
+
+def test_only_empty_texts_is_an_error(tmp_path):
+    path = tmp_path / "empty.tsv"
+    path.write_text("label\ttext\njoy\t \nfear\t\n", encoding="utf-8")
+    with pytest.raises(ModelExportError, match=r"empty\.tsv: no usable rows"):
+        load_file(path)
+
+
+def test_unknown_extension(tmp_path):
+    path = tmp_path / "data.parquet"
+    path.write_bytes(b"x")
+    with pytest.raises(ModelExportError, match="unknown file type"):
+        load_file(path)
+
+
+@pytest.mark.parametrize(
+    ("raw", "label"),
+    [
+        ("분ㄴ", "anger"),
+        ("ㅈ중립", "neutral"),
+        ("중립ㅋ", "neutral"),
+        ("놀", "surprise"),
+        ("기타", None),
+        ("ㄴ", None),
+    ],
+)
+def test_repair_label(raw, label):
+    assert repair_label(raw) == label
+
+
+def test_dedup_keeps_one_copy_and_drops_conflicts(tmp_path):
+    a = tmp_path / "a.tsv"
+    b = tmp_path / "b.tsv"
+    a.write_text("label\ttext\njoy\t좋아\nanger\t짜증나\n", encoding="utf-8")
+    b.write_text("label\ttext\njoy\t좋아\nfear\t짜증나\nsadness\t슬퍼\n", encoding="utf-8")
+    examples, report = load_datasets([a, b])
+    assert examples == [Example("좋아", "joy"), Example("슬퍼", "sadness")]
+    assert report.dropped["duplicate text"] == 2
+    assert report.dropped["text with conflicting labels"] == 1
+    assert deduplicate([Example("x", "joy"), Example("x", "joy")]) == [Example("x", "joy")]
+
+
+def _examples(per_label: dict[str, int]) -> list[Example]:
+    return [Example(f"{label} 문장 {i}", label) for label, n in per_label.items() for i in range(n)]
+
+
+def test_balance_samples_n_per_label_and_reports_short_labels():
+    examples = _examples({label: 30 for label in LABELS} | {"fear": 12})
+    balanced, messages = balance(examples, 20, seed=0)
+    counts = Counter(e.label for e in balanced)
+    assert counts["fear"] == 12
+    assert all(counts[label] == 20 for label in LABELS if label != "fear")
+    assert messages == [
+        "fear: only 12 examples, fewer than the 20 asked; kept all "
+        "(add data for it, or train with --class-weights)."
+    ]
+    assert balance(examples, 20, seed=0)[0] == balanced  # seeded
+
+
+def test_stratified_split_keeps_label_proportions():
+    examples = _examples({label: 40 for label in LABELS})
+    train, val, test = stratified_split(examples, 0.1, 0.2, seed=1)
+    assert (len(train), len(val), len(test)) == (196, 28, 56)
+    assert set(Counter(e.label for e in test).values()) == {8}
+    assert set(Counter(e.label for e in val).values()) == {4}
+    assert not {e.text for e in train} & {e.text for e in test}
+
+
+def test_stratified_folds():
+    examples = _examples({label: 10 for label in LABELS})
+    folds = stratified_folds(examples, 5, seed=0)
+    assert len(folds) == 5
+    seen = []
+    for train, val in folds:
+        assert len(val) == 14 and len(train) == 56
+        assert set(Counter(e.label for e in val).values()) == {2}
+        seen += [e.text for e in val]
+    assert sorted(seen) == sorted(e.text for e in examples)  # every example validated exactly once
+
+
+def test_too_few_examples_for_folds():
+    with pytest.raises(
+        ModelExportError, match="5-fold cross-validation needs at least 5 examples of each label"
+    ):
+        stratified_folds(_examples({label: 3 for label in LABELS}), 5, seed=0)
