@@ -10,30 +10,34 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# The project venv: runtime + train (torch CPU wheel from this machine's disk) + dev tools.
+# The project venv: runtime + train (torch CPU wheel) + dev tools. TORCH_INDEX=<url> picks the index
+# that serves a CPU build of torch where pip's default would be a CUDA build.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q "torch==2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 	$(BIN)/pip install -q -e ".[train,dev]"
 	touch $(STAMP)
 
 # SAM CLI lives in its own venv: its pins would move boto3 and friends in the project venv.
+SAM := SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam
 tools: $(TOOLS)/.installed
 $(TOOLS)/.installed:
 	test -x $(TOOLS)/bin/python || $(PY) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q --upgrade pip
-	$(TOOLS)/bin/pip install -q aws-sam-cli
+	$(TOOLS)/bin/pip install -q "aws-sam-cli==1.170.0"
 	touch $@
 
+# The whole system on this machine (ports: MOTO_PORT=5000, MOODTUNE_PORT=3000). Ctrl-C stops it.
 demo: setup
 	$(BIN)/python -m infra.local.stack
 
+# Python style, the template (cfn-lint and SAM's own validation: no warnings allowed), the Dockerfile.
 lint: setup tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
-	$(TOOLS)/bin/sam validate --lint --region ap-northeast-2
+	$(SAM) validate --lint --region ap-northeast-2
 	$(BIN)/hadolint functions/recommend/Dockerfile
 
 test: setup tools lint
@@ -51,9 +55,12 @@ demo-model: setup
 data-check: setup
 	$(BIN)/python -m model_export.corpus_quality data/demo/emotions.tsv
 
-deploy: tools
-	$(TOOLS)/bin/sam build
-	$(TOOLS)/bin/sam deploy $(if $(ENV),--config-env $(ENV),)
+# Needs Docker (the recommend image) and AWS credentials. STAGE=dev|prod picks a samconfig.toml section
+# (default: [default]); BUNDLE=models/<dir> puts another model bundle in the image (default models/demo).
+# The first deploy to an account: `.venv-tools/bin/sam deploy --guided`.
+deploy: setup tools
+	$(SAM) build $(if $(STAGE),--config-env $(STAGE),) $(if $(BUNDLE),--parameter-overrides ModelDir=$(BUNDLE),)
+	$(SAM) deploy $(if $(STAGE),--config-env $(STAGE),)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache

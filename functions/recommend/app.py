@@ -1,0 +1,212 @@
+"""RecommendFunction: classify a text, recommend songs, look up songs, health, and the OpenAPI document.
+
+Thin on purpose: parse the request (Powertools + moodtune.schemas), call moodtune, shape the answer.
+The model session and the catalog load at import time, which is Lambda's init phase.
+"""
+
+import importlib.util
+import json
+import os
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
+from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
+from aws_lambda_powertools.logging import correlation_paths, utils
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from moodtune import __version__, service
+from moodtune.api import MoodtuneResolver, json_response, route_responses, tidy_openapi
+from moodtune.recommend import dominant_label
+from moodtune.schemas import (
+    SONG_ID_MAX_CHARS,
+    Emotion,
+    EmotionRequest,
+    EmotionResponse,
+    HealthResponse,
+    RecommendationRequest,
+    RecommendationResponse,
+    RecommendedSong,
+    SongResponse,
+)
+
+logger = Logger(service=os.getenv("POWERTOOLS_SERVICE_NAME", "moodtune"))
+metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "MoodTune"))
+tracer = Tracer()
+utils.copy_config_to_registered_loggers(source_logger=logger, include={"moodtune"})
+# Routes such as health publish no metric; that is expected, not worth a warning per request.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+app = MoodtuneResolver()
+
+API_DESCRIPTION = (
+    "Song recommendations from the feeling in a short Korean text. Every error answer is "
+    '`{"message": ..., "errors"?: [...]}`.'
+)
+
+
+def _server_timing(timings_ms: dict[str, float]) -> str:
+    return ", ".join(f"{name};dur={ms:.2f}" for name, ms in timings_ms.items())
+
+
+@app.post(
+    "/v1/recommendations",
+    summary="Recommend songs for the feeling of a text",
+    status_code=201,
+    responses=route_responses(
+        201, "The recommendation, stored so that feedback can refer to it", 400, 413, 415, 503
+    ),
+)
+def create_recommendation(body: RecommendationRequest) -> Response[RecommendationResponse]:
+    result = service.get_recommend_service().recommend(
+        body.text, limit=body.limit, mode=body.mode, exclude=body.exclude
+    )
+    classification = result.classification
+    metrics.add_dimension(name="model_version", value=classification.model_version)
+    metrics.add_metric(name="Recommendations", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name="ClassifierLatency",
+        unit=MetricUnit.Milliseconds,
+        value=classification.tokenize_ms + classification.inference_ms,
+    )
+    logger.info(
+        "recommendation made",
+        extra={
+            "recommendation_id": result.record.recommendation_id,
+            "mode": body.mode,
+            "dominant": classification.dominant,
+            "songs": len(result.matches),
+            "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
+        },
+    )
+    answer = RecommendationResponse(
+        recommendation_id=result.record.recommendation_id,
+        model_version=classification.model_version,
+        mode=body.mode,
+        emotion=Emotion(dominant=classification.dominant, scores=classification.scores_by_label),
+        songs=[
+            RecommendedSong(
+                song_id=m.song.song_id,
+                title=m.song.title,
+                artist=m.song.artist,
+                similarity=m.similarity,
+                dominant=m.song.dominant,
+                scores={k: round(v, 6) for k, v in m.song.scores.items()},
+                explanation=m.explanation.as_dict(),
+            )
+            for m in result.matches
+        ],
+    )
+    return json_response(201, answer, headers={"Server-Timing": _server_timing(result.timings_ms)})
+
+
+@app.post(
+    "/v1/emotions",
+    summary="Classify the emotion of a text",
+    responses=route_responses(200, "The emotion distribution of the text", 400, 413, 415),
+)
+def classify(body: EmotionRequest) -> Response[EmotionResponse]:
+    classification = service.get_recommend_service().classify(body.text)
+    metrics.add_dimension(name="model_version", value=classification.model_version)
+    metrics.add_metric(
+        name="ClassifierLatency",
+        unit=MetricUnit.Milliseconds,
+        value=classification.tokenize_ms + classification.inference_ms,
+    )
+    answer = EmotionResponse(
+        dominant=dominant_label(classification.scores),
+        scores=classification.scores_by_label,
+        model_version=classification.model_version,
+    )
+    return json_response(200, answer)
+
+
+@app.get(
+    "/v1/songs/<song_id>",
+    summary="One song of the catalog with its emotion scores",
+    responses=route_responses(200, "The song", 400, 404, 503),
+)
+def get_song(
+    song_id: Annotated[str, PathParam(min_length=1, max_length=SONG_ID_MAX_CHARS)],
+) -> Response[SongResponse]:
+    recommend_service = service.get_recommend_service()
+    song = recommend_service.song(song_id)
+    if song is None:
+        raise ServiceError(404, f"no song {song_id!r} in the catalog of {recommend_service.model_version}")
+    answer = SongResponse(
+        song_id=song.song_id,
+        title=song.title,
+        artist=song.artist,
+        album=song.album,
+        year=song.year,
+        genre=song.genre,
+        dominant=song.dominant,
+        scores={k: round(v, 6) for k, v in song.scores.items()},
+        chunks=song.chunks,
+        model_version=recommend_service.model_version,
+    )
+    return json_response(200, answer)
+
+
+@app.get(
+    "/v1/health",
+    summary="Model version and catalog size",
+    responses=route_responses(200, "Serving; status is degraded while the catalog is empty", 503),
+)
+def health() -> Response[HealthResponse]:
+    recommend_service = service.get_recommend_service()
+    size = len(recommend_service.catalog())
+    answer = HealthResponse(
+        status="ok" if size else "degraded",
+        model_version=recommend_service.model_version,
+        catalog_size=size,
+    )
+    return json_response(200, answer)
+
+
+# The feedback route belongs to FeedbackFunction; its handler file is merged into this function's
+# document so that one OpenAPI document covers the whole API (the image copies it beside app.py).
+_FEEDBACK_HANDLER_CANDIDATES = (
+    Path(__file__).resolve().parent / "feedback" / "app.py",
+    Path(__file__).resolve().parent.parent / "feedback" / "app.py",
+)
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> str:
+    """The OpenAPI document of the whole API: this function's routes merged with the feedback route."""
+    merge = OpenAPIMerge(title="moodtune", version=__version__, description=API_DESCRIPTION)
+    merge.add_schema(app.get_openapi_schema(title="moodtune", version=__version__))
+    feedback_handler = next((p for p in _FEEDBACK_HANDLER_CANDIDATES if p.is_file()), None)
+    if feedback_handler is None:
+        logger.warning("feedback handler not found; the OpenAPI document lacks the feedback route")
+    else:
+        # Loaded under its own name: in the image this module is "app" too, so OpenAPIMerge.add_file
+        # (which looks resolvers up in sys.modules by file stem) would find this module instead.
+        spec = importlib.util.spec_from_file_location("moodtune_feedback_handler", feedback_handler)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        merge.add_schema(module.app.get_openapi_schema(title="moodtune", version=__version__))
+    return json.dumps(tidy_openapi(json.loads(merge.get_openapi_json_schema())), ensure_ascii=False)
+
+
+@app.get("/v1/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
+def openapi() -> Response[str]:
+    return Response(status_code=200, content_type="application/json", body=openapi_document())
+
+
+service.warm_recommend()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """API Gateway HTTP API (payload 2.0) entry point."""
+    return app.resolve(event, context)

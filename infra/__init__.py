@@ -1,0 +1,1 @@
+"""Deployment and local-run helpers for moodtune (not shipped to Lambda)."""

@@ -1,0 +1,361 @@
+"""``python -m infra.local.stack`` (``make demo``): the whole moodtune system on this machine.
+
+1. a local AWS endpoint: moto in server mode on 127.0.0.1:``MOTO_PORT`` (5000);
+2. SongsTable and FeedbackTable created from template.yaml's own definitions;
+3. the demo catalog (``data/demo/songs.jsonl``) scored with the demo bundle and written to SongsTable;
+4. the HTTP front on 127.0.0.1:``MOODTUNE_PORT`` (3000): API Gateway v2 events for the same handlers;
+5. a sample request, printed as a curl command with its answer; then it serves until Ctrl-C (or
+   SIGTERM) and stops everything it started.
+
+No AWS account is touched: the handlers' boto3 reaches moto through ``AWS_ENDPOINT_URL`` with dummy
+credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import shlex
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from infra.local.aws import MotoServer, create_tables, start_moto_server
+from infra.local.front import ROOT, Front, make_server
+
+log = logging.getLogger("moodtune.stack")
+
+REGION = "ap-northeast-2"
+SAMPLE_TEXT = "오늘 시험 끝나서 너무 행복해 ㅎㅎ"
+TABLES = {"SongsTable": "SONGS_TABLE", "FeedbackTable": "FEEDBACK_TABLE"}
+
+
+class StackError(Exception):
+    """The stack cannot start (a port is taken, the bundle is missing...): one clear line, exit 2."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where the local stack listens and what it loads; ``from_env`` reads the documented variables."""
+
+    host: str = "127.0.0.1"
+    moto_host: str = "127.0.0.1"
+    moto_port: int = 5000
+    api_port: int = 3000
+    songs_table: str = "moodtune-songs-local"
+    feedback_table: str = "moodtune-feedback-local"
+    model_dir: Path = ROOT / "models" / "demo"
+    catalog: Path = ROOT / "data" / "demo" / "songs.jsonl"
+    template: Path = ROOT / "template.yaml"
+    web_dir: Path = ROOT / "web"
+    verbose: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, verbose: bool = False) -> StackConfig:
+        """MOTO_PORT, MOODTUNE_PORT, MOTO_HOST, SONGS_TABLE, FEEDBACK_TABLE, MODEL_DIR, MOODTUNE_CATALOG."""
+
+        def port(name: str, default: int) -> int:
+            raw = environ.get(name, str(default))
+            if not raw.isdigit() or not 0 <= int(raw) < 65536:
+                raise StackError(f"{name}={raw!r} is not a TCP port number")
+            return int(raw)
+
+        defaults = cls()
+        return cls(
+            moto_host=environ.get("MOTO_HOST", defaults.moto_host),
+            moto_port=port("MOTO_PORT", defaults.moto_port),
+            api_port=port("MOODTUNE_PORT", defaults.api_port),
+            songs_table=environ.get("SONGS_TABLE", defaults.songs_table),
+            feedback_table=environ.get("FEEDBACK_TABLE", defaults.feedback_table),
+            model_dir=Path(environ.get("MODEL_DIR", defaults.model_dir)).resolve(),
+            catalog=Path(environ.get("MOODTUNE_CATALOG", defaults.catalog)).resolve(),
+            verbose=verbose,
+        )
+
+
+def handler_environment(config: StackConfig, endpoint_url: str) -> dict[str, str]:
+    """The environment the handlers run with locally: what template.yaml sets in AWS, plus the endpoint."""
+    env = {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "SONGS_TABLE": config.songs_table,
+        "FEEDBACK_TABLE": config.feedback_table,
+        "MODEL_DIR": str(config.model_dir),
+        "POWERTOOLS_SERVICE_NAME": "moodtune",
+        "POWERTOOLS_METRICS_NAMESPACE": "MoodTune",
+        "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+    }
+    if not config.verbose:
+        # A quiet console: warnings only, and no EMF metric lines on every request.
+        env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+        env["POWERTOOLS_METRICS_DISABLED"] = "true"
+    return env
+
+
+def _check_port_free(host: str, port: int, what: str, variable: str) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers will: SO_REUSEADDR ignores old TIME_WAIT connections but not a live listener.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise StackError(
+                f"port {port} on {host} ({what}) is already in use: stop whatever holds it "
+                f"(another `make demo`?) or choose another port, e.g. {variable}={port + 1} make demo"
+            ) from None
+
+
+def read_catalog(path: Path) -> list[dict[str, Any]]:
+    """The demo catalog: one JSON object per line (song_id, title, artist, lyrics, ...)."""
+    songs = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    songs.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise StackError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
+    return songs
+
+
+def load_demo_catalog(config: StackConfig, dynamodb: Any) -> tuple[str, int]:
+    """Score the demo catalog with the bundle and write it to SongsTable; (model_version, song count).
+
+    A minimal loader until the ingestion issue's pipeline lands: same scoring, no S3/SQS.
+    """
+    from moodtune.catalog import write_songs
+    from moodtune.classifier import EmotionClassifier
+    from moodtune.lyrics import score_songs
+
+    classifier = EmotionClassifier.from_bundle(config.model_dir)
+    if not config.catalog.is_file():
+        log.warning("no demo catalog at %s: the stack serves an empty catalog", config.catalog)
+        return classifier.model_version, 0
+    scored = score_songs(classifier, read_catalog(config.catalog))
+    count = write_songs(dynamodb.Table(config.songs_table), classifier.model_version, scored)
+    return classifier.model_version, count
+
+
+@dataclass
+class LocalStack:
+    """The running parts: ``start()`` brings them up in order, ``stop()`` takes down what started."""
+
+    config: StackConfig
+    moto: MotoServer | None = None
+    server: Any = None
+    thread: threading.Thread | None = None
+    model_version: str = ""
+    songs: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    _saved_env: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        assert self.server is not None
+        return f"http://{self.config.host}:{self.server.server_address[1]}"
+
+    @property
+    def endpoint_url(self) -> str:
+        assert self.moto is not None
+        host = "127.0.0.1" if self.moto.host in ("0.0.0.0", "") else self.moto.host
+        return f"http://{host}:{self.moto.port}"
+
+    def _phase(self, name: str, started: float) -> float:
+        now = time.perf_counter()
+        self.timings[name] = now - started
+        return now
+
+    def start(self) -> None:
+        """Start moto, create the tables, load the catalog, import the handlers, serve the front."""
+        config = self.config
+        if not (config.model_dir / "manifest.json").is_file():
+            raise StackError(
+                f"no model bundle at {config.model_dir} (manifest.json missing): "
+                "build the demo bundle with `make demo-model`, or set MODEL_DIR"
+            )
+        _check_port_free(config.moto_host, config.moto_port, "local AWS endpoint", "MOTO_PORT")
+        _check_port_free(config.host, config.api_port, "HTTP front", "MOODTUNE_PORT")
+
+        t = begin = time.perf_counter()
+        self.moto = start_moto_server(config.moto_host, config.moto_port, quiet=not config.verbose)
+
+        env = handler_environment(config, self.endpoint_url)
+        for name in (*env, "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            self._saved_env[name] = os.environ.get(name)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)  # never a real account's profile: dummy keys only
+        os.environ.update(env)
+
+        dynamodb = boto3.resource("dynamodb")
+        create_tables(
+            config.template,
+            dynamodb.meta.client,
+            {"SongsTable": config.songs_table, "FeedbackTable": config.feedback_table},
+        )
+        t = self._phase("moto + tables", t)
+
+        self.model_version, self.songs = load_demo_catalog(config, dynamodb)
+        t = self._phase("catalog scored + written", t)
+
+        front = Front.from_template(config.template)
+        try:
+            self.server = make_server(front, config.host, config.api_port, config.web_dir)
+        except OSError as exc:
+            raise StackError(f"cannot listen on {config.host}:{config.api_port}: {exc.strerror}") from None
+        self.thread = threading.Thread(target=self.server.serve_forever, name="front", daemon=True)
+        self.thread.start()
+        t = self._phase("handlers + front", t)
+
+        # The handlers warmed up when imported (their init phase); one request proves the whole path.
+        with urllib.request.urlopen(f"{self.api_url}/v1/health", timeout=60) as answer:
+            answer.read()
+        t = self._phase("first request", t)
+        self.timings["total"] = t - begin
+
+    def stop(self) -> None:
+        """Stop the front, then moto, and restore the environment; safe to call twice."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+            self.thread = None
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def sample(api_url: str, text: str = SAMPLE_TEXT, limit: int = 3) -> tuple[str, int, Any]:
+    """POST one recommendation request; (the equivalent curl command, status, decoded answer)."""
+    payload = json.dumps({"text": text, "limit": limit}, ensure_ascii=False)
+    url = f"{api_url}/v1/recommendations"
+    curl = f"curl -s -X POST {url} -H 'content-type: application/json' -d {shlex.quote(payload)}"
+    request = urllib.request.Request(
+        url, data=payload.encode(), headers={"content-type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return curl, answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return curl, exc.code, json.loads(exc.read() or b"null")
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C or SIGTERM (previous handlers restored afterwards)."""
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def compact_answer(answer: Any) -> str:
+    """The sample's JSON answer, one song per line, each song's scores and explanation elided."""
+    if not (isinstance(answer, dict) and isinstance(answer.get("songs"), list)):
+        return json.dumps(answer, ensure_ascii=False, indent=2)
+    lines = [
+        f"  {json.dumps(key, ensure_ascii=False)}: {json.dumps(value, ensure_ascii=False)},"
+        for key, value in answer.items()
+        if key != "songs"
+    ]
+    songs = [
+        json.dumps({k: v for k, v in song.items() if k not in ("scores", "explanation")}, ensure_ascii=False)
+        for song in answer["songs"]
+    ]
+    lines.append('  "songs": [  // each song also carries "scores" and "explanation"')
+    lines.extend(f"    {song}," for song in songs)
+    lines[-1] = lines[-1].rstrip(",")
+    return "{\n" + "\n".join(lines) + "\n  ]\n}"
+
+
+def _print_banner(stack: LocalStack, curl: str, status: int, answer: Any) -> None:
+    phases = "  ".join(f"{name} {seconds:.2f}s" for name, seconds in stack.timings.items() if name != "total")
+    print(
+        f"\nmoodtune local stack ready in {stack.timings['total']:.1f} s ({phases})\n"
+        f"  API + web    {stack.api_url}/   (routes from template.yaml)\n"
+        f"  AWS endpoint {stack.endpoint_url}   (moto; tables {stack.config.songs_table}, "
+        f"{stack.config.feedback_table})\n"
+        f"  model        {stack.model_version}, {stack.songs} songs in the catalog\n"
+        f"\n$ {curl}\n"
+        f"HTTP {status}\n{compact_answer(answer)}\n"
+        f"\n$ .venv/bin/moodtune recommend '퇴근길에 비가 와서 좀 우울해'   (the CLI, same API)\n"
+        f"  web page: open {stack.api_url}/ in a browser\n"
+        "Ctrl-C stops everything.",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the local stack until Ctrl-C; exit 2 with one clear line when it cannot start."""
+    parser = argparse.ArgumentParser(prog="python -m infra.local.stack", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="handler logs, metrics, requests")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    if not args.verbose:
+        # Powertools warns when a handler call added no metric (health, openapi): noise on a console.
+        warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+    else:
+        log.setLevel(logging.INFO)
+        logging.getLogger("moodtune.front").setLevel(logging.INFO)
+    with _stop_signals() as stop:
+        try:
+            stack = LocalStack(StackConfig.from_env(verbose=args.verbose))
+            with stack:
+                curl, status, answer = sample(stack.api_url)
+                _print_banner(stack, curl, status, answer)
+                stop.wait()
+                print("\nstopping the local stack...", flush=True)
+        except StackError as exc:
+            print(f"make demo: error: {exc}", file=sys.stderr)
+            return 2
+    print("stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

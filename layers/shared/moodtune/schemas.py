@@ -1,0 +1,173 @@
+"""Request and response models of the HTTP API, shared by the handlers and the OpenAPI document.
+
+Requests are strict: unknown fields are refused, numbers are not read from strings, booleans are
+only ``true``/``false``, and ``text`` is measured after ``normalize_text`` (NFC, trimmed).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic_core import PydanticCustomError
+
+from moodtune.text import normalize_text
+
+TEXT_MAX_CHARS = 500
+LIMIT_MAX = 20
+EXCLUDE_MAX = 50
+SONG_ID_MAX_CHARS = 128
+
+Label = Literal["joy", "sadness", "anger", "fear", "surprise", "disgust", "neutral"]
+
+
+def _checked_text(value: str) -> str:
+    text = normalize_text(value)
+    if not text:
+        raise PydanticCustomError("text_empty", "text is empty after trimming")
+    if len(text) > TEXT_MAX_CHARS:
+        raise PydanticCustomError(
+            "text_too_long",
+            "text is longer than {max} characters after trimming",
+            {"max": TEXT_MAX_CHARS},
+        )
+    try:
+        text.encode("utf-8")  # lone surrogates ("\ud800") survive JSON parsing but not the tokenizer
+    except UnicodeEncodeError:
+        raise PydanticCustomError("text_unicode", "text contains invalid Unicode (lone surrogates)") from None
+    return text
+
+
+Text = Annotated[
+    StrictStr,
+    AfterValidator(_checked_text),
+    Field(
+        description=f"Korean text; 1 to {TEXT_MAX_CHARS} characters after Unicode NFC and trimming",
+        json_schema_extra={"minLength": 1, "maxLength": TEXT_MAX_CHARS},
+        examples=["오늘 하루 너무 지치고 우울했어"],
+    ),
+]
+SongId = Annotated[StrictStr, Field(min_length=1, max_length=SONG_ID_MAX_CHARS, examples=["song-0001"])]
+Scores = Annotated[dict[Label, float], Field(description="probability of each emotion (they sum to 1)")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmotionRequest(_Request):
+    """POST /v1/emotions."""
+
+    text: Text
+
+
+class RecommendationRequest(_Request):
+    """POST /v1/recommendations."""
+
+    text: Text
+    limit: StrictInt = Field(default=5, ge=1, le=LIMIT_MAX, description="how many songs")
+    mode: Literal["distribution", "dominant"] = Field(
+        default="distribution",
+        description="distribution: whole catalog by similarity of the 7-emotion distributions; "
+        "dominant: only songs of the text's top emotion, by cosine (the original method)",
+    )
+    exclude: list[SongId] = Field(
+        default_factory=list, max_length=EXCLUDE_MAX, description="song ids never to recommend"
+    )
+
+
+class FeedbackRequest(_Request):
+    """POST /v1/recommendations/{recommendation_id}/feedback."""
+
+    song_id: SongId
+    satisfied: StrictBool
+
+
+class Emotion(BaseModel):
+    """A text's emotion: the dominant label and the full distribution."""
+
+    dominant: Label
+    scores: Scores
+
+
+class EmotionResponse(Emotion):
+    """Answer of POST /v1/emotions."""
+
+    model_version: str
+
+
+class Explanation(BaseModel):
+    """Why a song fits: its strongest emotions, the text's, and the labels both name."""
+
+    song_top: list[tuple[Label, float]]
+    text_top: list[tuple[Label, float]]
+    shared: list[Label]
+
+
+class RecommendedSong(BaseModel):
+    """One song of a recommendation."""
+
+    song_id: str
+    title: str
+    artist: str
+    similarity: float
+    dominant: Label
+    scores: Scores
+    explanation: Explanation
+
+
+class RecommendationResponse(BaseModel):
+    """Answer of POST /v1/recommendations (201)."""
+
+    recommendation_id: str
+    model_version: str
+    mode: Literal["distribution", "dominant"]
+    emotion: Emotion
+    songs: list[RecommendedSong]
+
+
+class FeedbackResponse(BaseModel):
+    """Answer of the feedback route: the feedback as recorded."""
+
+    recommendation_id: str
+    song_id: str
+    satisfied: bool
+    recorded_at: str = Field(description="ISO 8601 UTC")
+
+
+class SongResponse(BaseModel):
+    """Answer of GET /v1/songs/{song_id}."""
+
+    song_id: str
+    title: str
+    artist: str
+    album: str | None = None
+    year: int | None = None
+    genre: str | None = None
+    dominant: Label
+    scores: Scores
+    chunks: int
+    model_version: str
+
+
+class HealthResponse(BaseModel):
+    """Answer of GET /v1/health."""
+
+    status: Literal["ok"]
+    model_version: str
+    catalog_size: int
+
+
+class ErrorDetail(BaseModel):
+    """One problem with the request: where, what kind, and a readable message."""
+
+    loc: list[str | int]
+    type: str
+    msg: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx answer."""
+
+    message: str
+    errors: list[ErrorDetail] | None = None

@@ -1,0 +1,34 @@
+"""Runtime configuration from environment variables (template.yaml sets them in AWS)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting moodtune reads; names match the environment variables case-insensitively."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    songs_table: str = Field(default="moodtune-songs-local", min_length=3, max_length=255)
+    feedback_table: str = Field(default="moodtune-feedback-local", min_length=3, max_length=255)
+    model_dir: Path = Path("models/demo")
+    store_text: bool = True
+    text_retention_days: int = Field(default=30, ge=1, le=3650)
+    catalog_ttl_seconds: float = Field(default=300.0, ge=0)
+    ort_intra_op_threads: int = Field(default=0, ge=0, le=64)
+    # The feedback export (moodtune.feedback_export): its bucket; how far back the first scheduled
+    # run starts (records live TEXT_RETENTION_DAYS); how long after midnight UTC a day is complete.
+    export_bucket: str = Field(default="", max_length=63)
+    export_initial_days: int = Field(default=30, ge=0, le=400)
+    export_settle_minutes: int = Field(default=15, ge=0, le=1440)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this execution environment, read once (``get_settings.cache_clear()`` re-reads)."""
+    return Settings()
