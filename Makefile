@@ -61,6 +61,7 @@ data-check: setup
 deploy: setup tools
 	$(SAM) build $(if $(STAGE),--config-env $(STAGE),) $(if $(BUNDLE),--parameter-overrides ModelDir=$(BUNDLE),)
 	$(SAM) deploy $(if $(STAGE),--config-env $(STAGE),)
+	$(BIN)/python -m infra.deploy_web --config-env $(or $(STAGE),default)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache
