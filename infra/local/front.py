@@ -112,13 +112,29 @@ def _dockerfile_cmd(dockerfile: Path) -> str:
     return cmd
 
 
+def _task_root_files(dockerfile: Path, context: Path) -> dict[str, Path]:
+    """File name at the image's task root -> the repository file that the Dockerfile's COPY puts there."""
+    files: dict[str, Path] = {}
+    for line in re.sub(r"\\\n", " ", dockerfile.read_text(encoding="utf-8")).splitlines():
+        instruction, _, rest = line.strip().partition(" ")
+        if instruction.upper() != "COPY":
+            continue
+        *sources, destination = rest.split()
+        if destination.rstrip("/") != "${LAMBDA_TASK_ROOT}":
+            continue
+        for source in sources:
+            if (context / source).is_file():
+                files[Path(source).name] = context / source
+    return files
+
+
 def function_sources(
     template: Mapping[str, Any] | str | Path, root: Path = ROOT
 ) -> dict[str, FunctionSource]:
     """Logical id -> handler location of every function, resolved against the tree at ``root``.
 
-    Zip functions: ``CodeUri`` + ``Handler``. Image functions: the Dockerfile's directory + its ``CMD``
-    (or ``ImageConfig.Command``); the image copies that directory's handler file into the task root.
+    Zip functions: ``CodeUri`` + ``Handler``. Image functions: the ``CMD`` (or ``ImageConfig.Command``)
+    module, found where the Dockerfile's COPY lines take it from (one image serves several functions).
     """
     if not isinstance(template, Mapping):
         template = load_template(template)
@@ -129,15 +145,18 @@ def function_sources(
             continue
         props = {**function_globals, **resource.get("Properties", {})}
         if props.get("PackageType") == "Image":
-            dockerfile = root / resource["Metadata"]["DockerContext"] / resource["Metadata"]["Dockerfile"]
+            context = root / resource["Metadata"]["DockerContext"]
+            dockerfile = context / resource["Metadata"]["Dockerfile"]
             command = (props.get("ImageConfig") or {}).get("Command") or [_dockerfile_cmd(dockerfile)]
-            code_dir, handler = dockerfile.parent, command[0]
+            module, _, attribute = command[0].rpartition(".")
+            file_name = module.replace(".", "/") + ".py"
+            module_file = _task_root_files(dockerfile, context).get(file_name, dockerfile.parent / file_name)
         else:
-            code_dir, handler = root / props["CodeUri"], props["Handler"]
-        module, _, attribute = handler.rpartition(".")
+            module, _, attribute = props["Handler"].rpartition(".")
+            module_file = root / props["CodeUri"] / (module.replace(".", "/") + ".py")
         sources[logical_id] = FunctionSource(
             logical_id=logical_id,
-            module_file=code_dir / (module.replace(".", "/") + ".py"),
+            module_file=module_file,
             attribute=attribute,
             memory_mb=int(props.get("MemorySize", 128)),
             timeout_s=int(props.get("Timeout", 3)),
