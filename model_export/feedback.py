@@ -58,13 +58,30 @@ def _s3_files(uri: str) -> Iterator[tuple[str, bytes]]:
         yield f"s3://{bucket}/{key}", s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
+def _latest_answers(rows: list, report: LoadReport) -> list:
+    """One row per (recommendation, song): the latest answer. A song rated again later appears in both
+    days' export objects; only what the user said last counts (liked, then disliked: not an example)."""
+    latest: dict[tuple[str, str], dict] = {}
+    kept: list = []
+    for row in rows:
+        if not isinstance(row, dict) or "recommendation_id" not in row or "song_id" not in row:
+            kept.append(row)
+            continue
+        key = (str(row["recommendation_id"]), str(row["song_id"]))
+        if key in latest:
+            report.dropped["superseded by a later answer"] += 1
+            if str(row.get("feedback_at", "")) < str(latest[key].get("feedback_at", "")):
+                continue
+        latest[key] = row
+    return kept + list(latest.values())
+
+
 def load_feedback(source: str, weight: float = 0.5) -> tuple[list[Example], LoadReport]:
     """Examples from satisfied feedback rows at ``source`` (a .jsonl.gz file, a directory of them, or an
     ``s3://bucket/prefix`` URI read with boto3), each with ``weight``."""
     files = _s3_files(source) if source.startswith("s3://") else _local_files(Path(source))
     report = LoadReport(source=f"{source} (feedback)")
-    seen: set[str] = set()
-    examples = []
+    raw: list[dict] = []
     n_files = 0
     for name, data in files:
         n_files += 1
@@ -72,28 +89,31 @@ def load_feedback(source: str, weight: float = 0.5) -> tuple[list[Example], Load
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                raw.append(json.loads(line))
             except json.JSONDecodeError as exc:
                 raise ModelExportError(f"{name}:{number}: not valid JSON ({exc.msg}).") from exc
-            report.rows += 1
-            if not isinstance(row, dict) or row.get("satisfied") is not True:
-                report.dropped["not satisfied"] += 1
-                continue
-            text = normalize_text(str(row.get("text") or ""))
-            if not text:
-                report.dropped["no text (STORE_TEXT off or expired)"] += 1
-                continue
-            label = canonical_label(str(row.get("dominant", "")))
-            if label is None:
-                report.dropped[f"unknown dominant {row.get('dominant')!r}"] += 1
-                continue
-            key = str(row.get("recommendation_id") or text)
-            if key in seen:
-                report.dropped["same recommendation again"] += 1
-                continue
-            seen.add(key)
-            examples.append(Example(text, label, weight))
-            report.kept[label] += 1
+    report.rows = len(raw)
+    seen: set[str] = set()
+    examples = []
+    for row in _latest_answers(raw, report):
+        if not isinstance(row, dict) or row.get("satisfied") is not True:
+            report.dropped["not satisfied"] += 1
+            continue
+        text = normalize_text(str(row.get("text") or ""))
+        if not text:
+            report.dropped["no text (STORE_TEXT off or expired)"] += 1
+            continue
+        label = canonical_label(str(row.get("dominant", "")))
+        if label is None:
+            report.dropped[f"unknown dominant {row.get('dominant')!r}"] += 1
+            continue
+        key = str(row.get("recommendation_id") or text)
+        if key in seen:
+            report.dropped["same recommendation again"] += 1
+            continue
+        seen.add(key)
+        examples.append(Example(text, label, weight))
+        report.kept[label] += 1
     if n_files == 0:
         raise ModelExportError(f"{source}: no .jsonl.gz feedback files there.")
     report.kept = Counter(report.kept)

@@ -36,6 +36,7 @@ import boto3
 
 from infra.local.aws import MotoServer, create_tables, start_moto_server
 from infra.local.front import ROOT, Front, make_server
+from moodtune.feedback_export import LOCAL_BUCKET as EXPORT_BUCKET
 
 log = logging.getLogger("moodtune.stack")
 
@@ -97,6 +98,7 @@ def handler_environment(config: StackConfig, endpoint_url: str) -> dict[str, str
         "AWS_REGION": REGION,
         "SONGS_TABLE": config.songs_table,
         "FEEDBACK_TABLE": config.feedback_table,
+        "EXPORT_BUCKET": EXPORT_BUCKET,
         "MODEL_DIR": str(config.model_dir),
         "POWERTOOLS_SERVICE_NAME": "moodtune",
         "POWERTOOLS_METRICS_NAMESPACE": "MoodTune",
@@ -124,35 +126,29 @@ def _check_port_free(host: str, port: int, what: str, variable: str) -> None:
             ) from None
 
 
-def read_catalog(path: Path) -> list[dict[str, Any]]:
-    """The demo catalog: one JSON object per line (song_id, title, artist, lyrics, ...)."""
-    songs = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    songs.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise StackError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
-    return songs
-
-
 def load_demo_catalog(config: StackConfig, dynamodb: Any) -> tuple[str, int]:
-    """Score the demo catalog with the bundle and write it to SongsTable; (model_version, song count).
+    """Ingest the demo catalog with the bundle into SongsTable; (model_version, songs stored).
 
-    A minimal loader until the ingestion issue's pipeline lands: same scoring, no S3/SQS.
+    The pipeline of `moodtune ingest` (moodtune.ingest): bad lines are logged and skipped, and songs
+    already stored with the same content hash are kept as they are.
     """
-    from moodtune.catalog import write_songs
     from moodtune.classifier import EmotionClassifier
-    from moodtune.lyrics import score_songs
+    from moodtune.ingest import IngestSettings, SongScorer, ingest_file
 
     classifier = EmotionClassifier.from_bundle(config.model_dir)
     if not config.catalog.is_file():
         log.warning("no demo catalog at %s: the stack serves an empty catalog", config.catalog)
         return classifier.model_version, 0
-    scored = score_songs(classifier, read_catalog(config.catalog))
-    count = write_songs(dynamodb.Table(config.songs_table), classifier.model_version, scored)
-    return classifier.model_version, count
+    settings = IngestSettings()
+    report = ingest_file(
+        SongScorer(classifier, settings.lyrics_options(), settings.batch_size),
+        dynamodb.Table(config.songs_table),
+        config.catalog,
+        max_lyrics_bytes=settings.max_lyrics_bytes,
+    )
+    for rejected in report.rejected:
+        log.warning("%s: %s (skipped)", config.catalog, rejected)
+    return classifier.model_version, report.written + report.unchanged
 
 
 @dataclass
@@ -210,6 +206,11 @@ class LocalStack:
             config.template,
             dynamodb.meta.client,
             {"SongsTable": config.songs_table, "FeedbackTable": config.feedback_table},
+        )
+        # The feedback export's bucket, so `moodtune export-feedback` and a local invoke of
+        # ExportFeedbackFunction work against the stack from the start.
+        boto3.client("s3").create_bucket(
+            Bucket=EXPORT_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
         )
         t = self._phase("moto + tables", t)
 

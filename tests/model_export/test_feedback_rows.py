@@ -90,3 +90,24 @@ def test_bad_inputs(tmp_path):
     bad_line.write_bytes(gzip.compress(b'{"satisfied": true}\n{nope'))
     with pytest.raises(ModelExportError, match=r"x\.jsonl\.gz:2: not valid JSON"):
         load_feedback(str(bad_line.parent))
+
+
+def test_only_the_latest_answer_for_a_song_counts(tmp_path):
+    liked = row("r9", "시험 끝나서 신난다", "joy", True)
+    disliked = {**row("r9", "시험 끝나서 신난다", "joy", False), "feedback_at": "2026-11-25T09:00:00Z"}
+    for day, rows in (("2026-11-24", [liked]), ("2026-11-25", [disliked])):
+        (tmp_path / f"dt={day}").mkdir()
+        (tmp_path / f"dt={day}" / "part-0.jsonl.gz").write_bytes(gz(rows))
+    examples, report = load_feedback(str(tmp_path))
+    assert examples == []
+    assert report.dropped["superseded by a later answer"] == 1
+    assert report.dropped["not satisfied"] == 1
+    # and the other way round: disliked first, liked later is an example
+    (tmp_path / "dt=2026-11-24" / "part-0.jsonl.gz").write_bytes(
+        gz([{**disliked, "feedback_at": "2026-11-24T08:00:00Z"}])
+    )
+    (tmp_path / "dt=2026-11-25" / "part-0.jsonl.gz").write_bytes(
+        gz([{**liked, "feedback_at": "2026-11-25T08:00:00Z"}])
+    )
+    examples, _ = load_feedback(str(tmp_path))
+    assert examples == [Example("시험 끝나서 신난다", "joy", 0.5)]

@@ -16,6 +16,7 @@ import pytest
 
 from infra.local.aws import load_template
 from infra.local.front import function_sources, load_routes
+from moodtune.ingest import IngestSettings
 from moodtune.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,13 +156,17 @@ def _declared_env(logical_id: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
 def test_environment_names_are_the_settings_contract(logical_id: str) -> None:
-    known = {name.upper() for name in Settings.model_fields} | {
-        "AWS_ENDPOINT_URL",
-        "ORT_INTRA_OP_THREADS",
-        "POWERTOOLS_SERVICE_NAME",
-        "POWERTOOLS_METRICS_NAMESPACE",
-        "POWERTOOLS_LOG_LEVEL",
-    }
+    known = (
+        {name.upper() for name in Settings.model_fields}
+        | {f"INGEST_{n.upper()}" for n in IngestSettings.model_fields}
+        | {
+            "AWS_ENDPOINT_URL",
+            "ORT_INTRA_OP_THREADS",
+            "POWERTOOLS_SERVICE_NAME",
+            "POWERTOOLS_METRICS_NAMESPACE",
+            "POWERTOOLS_LOG_LEVEL",
+        }
+    )
     unknown = set(_declared_env(logical_id)) - known
     assert not unknown, f"{logical_id} sets variables nothing reads: {sorted(unknown)}"
 
@@ -185,7 +190,9 @@ def test_policies_are_scoped_to_tables() -> None:
                     assert statement["Resource"] != "*", logical_id
                     actions = statement["Action"]
                     actions = [actions] if isinstance(actions, str) else actions
-                    assert all(a.startswith("dynamodb:") and "*" not in a for a in actions), logical_id
+                    # The export also reads and writes its bucket (tests/unit/test_feedback_export.py).
+                    services = ("dynamodb:", "s3:") if logical_id == "ExportFeedbackFunction" else "dynamodb:"
+                    assert all(a.startswith(services) and "*" not in a for a in actions), logical_id
             else:
                 assert name in {"DynamoDBReadPolicy", "DynamoDBWritePolicy", "DynamoDBCrudPolicy"}
                 assert body["TableName"]["Ref"] in {"SongsTable", "FeedbackTable"}
@@ -232,3 +239,9 @@ def test_zip_function_imports_only_what_its_layer_ships() -> None:
     assert not loaded & model_runtime, f"the feedback function imports {sorted(loaded & model_runtime)}"
     not_shipped = {"numpy", "requests", "rich", "yaml", "tqdm", "moto"} - layer
     assert not loaded & not_shipped, f"imported but not in the layer: {sorted(loaded & not_shipped)}"
+
+
+def test_dashboard_default_model_version_is_the_committed_demo_bundle() -> None:
+    """The dashboard's satisfaction widget names a model version; its default must be the bundle we ship."""
+    manifest = json.loads((ROOT / "models/demo/manifest.json").read_text(encoding="utf-8"))
+    assert TEMPLATE["Parameters"]["CurrentModelVersion"]["Default"] == manifest["model_version"]

@@ -236,6 +236,9 @@ def run_recommend(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+# Subcommands kept in modules of their own register themselves (``command``) when imported.
+from moodtune import feedback_cli, ingest_cli  # noqa: E402, F401
+
 # ---------------------------------------------------------------- entry point
 
 

@@ -1,0 +1,639 @@
+"""Feedback export: FeedbackTable's feedback as gzip JSONL in S3, one object per day, exactly once.
+
+Layout: ``s3://<bucket>/feedback/dt=YYYY-MM-DD/feedback-YYYY-MM-DD.jsonl.gz``, one row per feedback
+(one song of one recommendation), the day being the UTC date of the feedback's own ``at``.
+
+Why this is exactly once by construction (docs/architecture.md, "Feedback export", has the long form):
+
+* A day is ONE object under a key that depends only on the day, and S3 replaces an object
+  atomically, so a reader sees a day whole or not at all, and writing a day again can never add a
+  second copy of anything.
+* The object is the merge of what is already there and what the table says now, keyed by
+  (recommendation_id, song_id): rows the table still has are refreshed, rows the table no longer has
+  (TTL expiry, or the same song rated again on a later day) are kept, and the serialisation is
+  canonical (sorted rows, fixed field order, gzip with mtime 0), so re-running a day writes the same
+  bytes; an unchanged day is not written at all (no new object version).
+* The rows of day D are the feedback entries whose own ``at`` falls on D. The sparse GSI
+  ``ByFeedbackDay`` files a recommendation under the day of its LATEST feedback, and that day only
+  ever moves forward, so those entries are found in the GSI partitions D..today: every export reads
+  the partitions from its first day up to today, each once.
+* A scheduled run starts after the watermark (``state/export-feedback.json``: the last day that was
+  complete when a run succeeded) and re-exports every day from there to today; the watermark moves
+  only after every day was written. A crash anywhere leaves the watermark where it was, and the next
+  run redoes those days, losing nothing and duplicating nothing. Late arrivals (a write that
+  straddles midnight, index lag) land in a day that is still open and are picked up by the next run.
+
+Entries that cannot make a valid row (a missing field, an unknown model version, a song that is not
+in the recommendation) are counted by reason and reported, never exported and never fatal.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+
+from moodtune.labels import LABELS
+
+logger = logging.getLogger(__name__)
+
+INDEX_NAME = "ByFeedbackDay"
+DEFAULT_PREFIX = "feedback/"
+STATE_KEY = "state/export-feedback.json"
+CONTENT_TYPE = "application/gzip"
+MODEL_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
+UNKNOWN_MODEL_VERSIONS = frozenset({"unknown", "none", "null"})
+
+# Throttling and 5xx answers are retried with backoff before a run gives up (and the next run redoes it).
+AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+
+Label = Literal["joy", "sadness", "anger", "fear", "surprise", "disgust", "neutral"]
+
+
+class ExportError(Exception):
+    """A request the export cannot carry out (bad dates, missing bucket): one clear message."""
+
+
+# ---------------------------------------------------------------- the row
+
+
+class FeedbackRow(BaseModel):
+    """One exported feedback row (the export format; ``model_export.train --feedback`` reads it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recommendation_id: str = Field(min_length=1, max_length=128)
+    created_at: str
+    feedback_at: str
+    text: str | None = None
+    scores: dict[Label, float]
+    dominant: Label
+    song_id: str = Field(min_length=1, max_length=256)
+    song_dominant: Label
+    satisfied: StrictBool
+    mode: Literal["distribution", "dominant"]
+    model_version: str
+
+    @field_validator("created_at", "feedback_at")
+    @classmethod
+    def _aware_timestamp(cls, value: str) -> str:
+        if datetime.fromisoformat(value).tzinfo is None:  # Python 3.11 reads the trailing "Z"
+            raise ValueError("timestamp without a time zone")
+        return value
+
+    @field_validator("scores")
+    @classmethod
+    def _seven_scores(cls, scores: dict[str, float]) -> dict[str, float]:
+        if set(scores) != set(LABELS):
+            raise ValueError(f"scores must have exactly the labels {', '.join(LABELS)}")
+        if any(not 0.0 <= p <= 1.0 for p in scores.values()):
+            raise ValueError("scores must lie in [0, 1]")
+        return {label: scores[label] for label in LABELS}  # label order, whatever the input order
+
+    @field_validator("model_version")
+    @classmethod
+    def _known_model_version(cls, version: str) -> str:
+        if version.strip().lower() in UNKNOWN_MODEL_VERSIONS or not re.match(MODEL_VERSION_PATTERN, version):
+            raise ValueError(f"unknown model version {version!r}")
+        return version
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """A feedback's identity: one song of one recommendation."""
+        return (self.recommendation_id, self.song_id)
+
+    @property
+    def day(self) -> date:
+        """The UTC day the feedback was given (the day its row is exported under)."""
+        return feedback_day(self.feedback_at)
+
+    def to_json(self) -> str:
+        """The row as one canonical JSON line (fixed field order; ``text`` only where stored)."""
+        return json.dumps(self.model_dump(exclude_none=True), ensure_ascii=False, separators=(",", ":"))
+
+
+def feedback_day(timestamp: str) -> date:
+    """The UTC date of an ISO 8601 timestamp."""
+    return datetime.fromisoformat(timestamp).astimezone(UTC).date()
+
+
+def problem_reason(exc: ValidationError) -> str:
+    """A short, countable reason for the first thing wrong with a row (never the row's content)."""
+    error = exc.errors()[0]
+    where = str(error["loc"][0]) if error["loc"] else "row"
+    if where == "model_version":
+        return "unknown_model_version"
+    if error["type"] == "missing":
+        return f"missing:{where}"
+    return f"invalid:{where}"
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's Decimals and sets as JSON-able numbers and sorted lists."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def entries_of(item: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(song_id, feedback entry) of every song of the record that has feedback."""
+    feedback = item.get("feedback")
+    if isinstance(feedback, Mapping):
+        yield from feedback.items()
+
+
+def build_row(item: Mapping[str, Any], song_id: str, entry: Any) -> FeedbackRow:
+    """The export row of one feedback entry of a FeedbackTable item; ``ValidationError`` if it has none."""
+    entry = entry if isinstance(entry, Mapping) else {}
+    songs = item.get("songs") if isinstance(item.get("songs"), list) else []
+    song_dominant = next(
+        (s.get("dominant") for s in songs if isinstance(s, Mapping) and s.get("song_id") == song_id), None
+    )
+    raw = {
+        "recommendation_id": item.get("recommendation_id"),
+        "created_at": item.get("created_at"),
+        "feedback_at": entry.get("at"),
+        "text": item.get("text"),
+        "scores": item.get("scores"),
+        "dominant": item.get("dominant"),
+        "song_id": song_id,
+        "song_dominant": song_dominant,
+        "satisfied": entry.get("satisfied"),
+        "mode": item.get("mode"),
+        "model_version": item.get("model_version"),
+    }
+    return FeedbackRow.model_validate(_plain({k: v for k, v in raw.items() if v is not None}))
+
+
+# ---------------------------------------------------------------- the object of a day
+
+
+def day_key(day: date, prefix: str = DEFAULT_PREFIX) -> str:
+    """The one S3 key of a day's rows."""
+    return f"{prefix}dt={day.isoformat()}/feedback-{day.isoformat()}.jsonl.gz"
+
+
+def encode_rows(rows: Iterable[FeedbackRow]) -> bytes:
+    """Canonical bytes of a day: rows sorted by (feedback_at, recommendation_id, song_id), gzip mtime 0."""
+    ordered = sorted(rows, key=lambda r: (r.feedback_at, r.recommendation_id, r.song_id))
+    text = "".join(row.to_json() + "\n" for row in ordered)
+    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
+
+
+def decode_lines(data: bytes) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a gzip JSONL (or plain JSONL) object; a line that is not one raises ValueError."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    for number, line in enumerate(io.StringIO(data.decode("utf-8")), start=1):
+        if not line.strip():
+            continue
+        value = json.loads(line)
+        if not isinstance(value, dict):
+            raise ValueError(f"line {number} is not a JSON object")
+        yield value
+
+
+def parse_rows(objects: Iterable[Mapping[str, Any]], problems: Counter[str]) -> Iterator[FeedbackRow]:
+    """Validate exported rows; the ones that fail are counted in ``problems`` by reason and skipped."""
+    for value in objects:
+        try:
+            yield FeedbackRow.model_validate(value)
+        except ValidationError as exc:
+            problems[problem_reason(exc)] += 1
+
+
+def latest_feedback(rows: Iterable[FeedbackRow]) -> list[FeedbackRow]:
+    """One row per (recommendation_id, song_id): the latest. A song rated again on a later day appears
+    in both days' objects (the export keeps what was said when); consumers count the latest once."""
+    latest: dict[tuple[str, str], FeedbackRow] = {}
+    for row in rows:
+        kept = latest.get(row.key)
+        if kept is None or (row.feedback_at, row.to_json()) > (kept.feedback_at, kept.to_json()):
+            latest[row.key] = row
+    return sorted(latest.values(), key=lambda r: (r.feedback_at, r.recommendation_id, r.song_id))
+
+
+# ---------------------------------------------------------------- reading an export back
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix)."""
+    match = re.fullmatch(r"s3://([^/]+)/?(.*)", url)
+    if not match:
+        raise ExportError(f"not an S3 URL: {url!r} (expected s3://bucket/prefix)")
+    return match.group(1), match.group(2)
+
+
+def read_export(
+    source: str | Path, *, s3_client: Any = None, problems: Counter[str] | None = None
+) -> list[FeedbackRow]:
+    """Every valid row of an export: a local directory (searched for ``*.jsonl.gz``), one file, or an
+    ``s3://bucket/prefix``. Invalid rows are counted in ``problems``; unreadable objects raise ExportError.
+    Rows are returned as stored; apply ``latest_feedback`` to count each feedback once."""
+    problems = problems if problems is not None else Counter()
+    rows: list[FeedbackRow] = []
+    for name, data in _export_objects(str(source), s3_client):
+        try:
+            rows.extend(parse_rows(decode_lines(data), problems))
+        except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
+            raise ExportError(f"{name} is not gzip JSONL: {exc}") from None
+    return rows
+
+
+def _export_objects(source: str, s3_client: Any) -> Iterator[tuple[str, bytes]]:
+    if source.startswith("s3://"):
+        bucket, prefix = parse_s3_url(source)
+        if s3_client is None:
+            import boto3
+
+            s3_client = boto3.client("s3")
+        try:
+            for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    if obj["Key"].endswith((".jsonl.gz", ".jsonl")):
+                        body = s3_client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                        yield f"s3://{bucket}/{obj['Key']}", body
+        except ClientError as exc:
+            raise ExportError(f"cannot read {source}: {exc.response.get('Error', {}).get('Code')}") from None
+        except BotoCoreError as exc:
+            raise ExportError(f"cannot read {source}: {exc}") from None
+        return
+    path = Path(source)
+    if path.is_file():
+        yield str(path), path.read_bytes()
+    elif path.is_dir():
+        for file in sorted([*path.rglob("*.jsonl.gz"), *path.rglob("*.jsonl")]):
+            yield str(file), file.read_bytes()
+    else:
+        raise ExportError(f"{source} is neither a directory, a file nor an s3:// URL")
+
+
+# ---------------------------------------------------------------- the export run
+
+
+@dataclass(frozen=True)
+class DayResult:
+    """What a run did with one day."""
+
+    day: date
+    key: str
+    rows: int  # rows in the day's object after this run
+    fresh: int  # of which read from the table in this run
+    written: bool  # False: the object already held exactly these bytes (or the day has no rows)
+
+
+@dataclass
+class ExportResult:
+    """What a run did: the days, the rows, and the entries it could not export (counts by reason)."""
+
+    since: date
+    until: date
+    days: list[DayResult] = field(default_factory=list)
+    problems: Counter[str] = field(default_factory=Counter)
+    partitions_read: int = 0
+    items_read: int = 0
+    watermark: date | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(d.rows for d in self.days)
+
+    @property
+    def fresh(self) -> int:
+        return sum(d.fresh for d in self.days)
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.problems.values())
+
+    def summary(self) -> dict[str, Any]:
+        """The run as a JSON-able dict (the handler's answer, the CLI's --json)."""
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "rows": self.rows,
+            "fresh": self.fresh,
+            "rejected": self.rejected,
+            "problems": dict(sorted(self.problems.items())),
+            "partitions_read": self.partitions_read,
+            "items_read": self.items_read,
+            "watermark": self.watermark.isoformat() if self.watermark else None,
+            "days": [
+                {
+                    "day": d.day.isoformat(),
+                    "key": d.key,
+                    "rows": d.rows,
+                    "fresh": d.fresh,
+                    "written": d.written,
+                }
+                for d in self.days
+            ],
+        }
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+class FeedbackExporter:
+    """Exports FeedbackTable's feedback to S3 (clients: boto3 ``dynamodb`` and ``s3`` clients)."""
+
+    def __init__(
+        self,
+        dynamodb_client: Any,
+        s3_client: Any,
+        *,
+        table_name: str,
+        bucket: str,
+        prefix: str = DEFAULT_PREFIX,
+        initial_days: int = 30,
+        settle: timedelta = timedelta(minutes=15),
+        max_days: int = 400,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if not bucket:
+            raise ExportError("no export bucket: set EXPORT_BUCKET (or pass --bucket)")
+        self.dynamodb = dynamodb_client
+        self.s3 = s3_client
+        self.table_name = table_name
+        self.bucket = bucket
+        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+        self.initial_days = initial_days
+        self.settle = settle
+        self.max_days = max_days
+        self.clock = clock
+        self._deserializer = TypeDeserializer()
+
+    # -------------------------------------------------------- entry points
+
+    def export_days(self, since: date, until: date | None = None) -> ExportResult:
+        """Export the days ``since``..``until`` (default: today, UTC). Does not move the watermark."""
+        today = self.clock().astimezone(UTC).date()
+        until = until or today
+        if since > until:
+            raise ExportError(f"since {since} is after until {until}")
+        if until > today:
+            raise ExportError(f"until {until} is in the future (today is {today} UTC)")
+        if (until - since).days + 1 > self.max_days:
+            raise ExportError(f"{since}..{until} is more than {self.max_days} days; export it in parts")
+        return self._run(since, until, today)
+
+    def export_pending(self) -> ExportResult:
+        """The scheduled run: every day after the watermark up to today; then move the watermark to the
+        last day that is complete (ended at least ``settle`` ago)."""
+        now = self.clock().astimezone(UTC)
+        today = now.date()
+        watermark = self.read_watermark()
+        since = watermark + timedelta(days=1) if watermark else today - timedelta(days=self.initial_days)
+        result = self._run(since, today, today)
+        complete_through = (now - self.settle).date() - timedelta(days=1)
+        if watermark is None or complete_through > watermark:
+            self.write_watermark(complete_through, now)
+            result.watermark = complete_through
+        else:
+            result.watermark = watermark
+        return result
+
+    # -------------------------------------------------------- the work
+
+    def _run(self, since: date, until: date, today: date) -> ExportResult:
+        result = ExportResult(since=since, until=until)
+        by_day: dict[date, dict[tuple[str, str], FeedbackRow]] = {d: {} for d in _days(since, until)}
+        # An entry of day D sits in the partition of its record's latest feedback, which is D or later.
+        for partition in _days(since, today):
+            result.partitions_read += 1
+            for item in self._partition_items(partition):
+                result.items_read += 1
+                for song_id, entry in entries_of(item):
+                    self._collect(item, song_id, entry, by_day, result.problems)
+        for day, rows in by_day.items():
+            result.days.append(self._write_day(day, rows, result.problems))
+        if result.problems:
+            logger.warning(
+                "feedback entries not exported", extra={"problems": dict(sorted(result.problems.items()))}
+            )
+        return result
+
+    def _partition_items(self, day: date) -> Iterator[dict[str, Any]]:
+        paginator = self.dynamodb.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            IndexName=INDEX_NAME,
+            KeyConditionExpression="feedback_day = :day",
+            ExpressionAttributeValues={":day": {"S": day.isoformat()}},
+        )
+        for page in pages:
+            for raw in page.get("Items", []):
+                yield {k: self._deserializer.deserialize(v) for k, v in raw.items()}
+
+    @staticmethod
+    def _collect(
+        item: Mapping[str, Any],
+        song_id: str,
+        entry: Any,
+        by_day: dict[date, dict[tuple[str, str], FeedbackRow]],
+        problems: Counter[str],
+    ) -> None:
+        at = entry.get("at") if isinstance(entry, Mapping) else None
+        try:
+            day = feedback_day(at) if isinstance(at, str) else None
+        except ValueError:
+            day = None
+        if day is None:
+            problems["invalid:feedback_at"] += 1
+            return
+        if day not in by_day:
+            return  # another day's row (before ``since``): the run that covers that day exports it
+        try:
+            row = build_row(item, song_id, entry)
+        except ValidationError as exc:
+            problems[problem_reason(exc)] += 1
+            return
+        by_day[day][row.key] = row
+
+    def _write_day(
+        self, day: date, fresh: dict[tuple[str, str], FeedbackRow], problems: Counter[str]
+    ) -> DayResult:
+        key = day_key(day, self.prefix)
+        existing_bytes = self._get(key)
+        merged: dict[tuple[str, str], FeedbackRow] = {}
+        if existing_bytes is not None:
+            try:
+                for row in parse_rows(decode_lines(existing_bytes), problems):
+                    merged[row.key] = row
+            except (OSError, EOFError, UnicodeDecodeError, ValueError):
+                problems["unreadable_existing_object"] += 1
+                logger.warning("existing export object unreadable; rewriting it", extra={"key": key})
+        merged.update(fresh)
+        if not merged:
+            return DayResult(day=day, key=key, rows=0, fresh=0, written=False)
+        data = encode_rows(merged.values())
+        written = data != existing_bytes
+        if written:
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=CONTENT_TYPE,
+                Metadata={"rows": str(len(merged)), "format": "moodtune-feedback-v1"},
+            )
+        return DayResult(day=day, key=key, rows=len(merged), fresh=len(fresh), written=written)
+
+    def _get(self, key: str) -> bytes | None:
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                return None
+            raise
+
+    # -------------------------------------------------------- the watermark
+
+    def read_watermark(self) -> date | None:
+        """The last day known complete, or None before the first scheduled run."""
+        data = self._get(STATE_KEY)
+        if data is None:
+            return None
+        try:
+            return date.fromisoformat(json.loads(data)["complete_through"])
+        except (ValueError, KeyError, TypeError):
+            logger.warning(
+                "export state unreadable; starting from the initial window", extra={"key": STATE_KEY}
+            )
+            return None
+
+    def write_watermark(self, complete_through: date, now: datetime) -> None:
+        """Record that every day up to ``complete_through`` is exported and complete."""
+        body = {"complete_through": complete_through.isoformat(), "updated_at": now.isoformat()}
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=STATE_KEY,
+            Body=json.dumps(body, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
+
+
+def exporter_from_env(
+    *,
+    dynamodb_client: Any = None,
+    s3_client: Any = None,
+    bucket: str | None = None,
+    table: str | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> FeedbackExporter:
+    """An exporter configured from the environment (FEEDBACK_TABLE, EXPORT_BUCKET, EXPORT_*)."""
+    import boto3
+
+    from moodtune.settings import get_settings
+
+    settings = get_settings()
+    return FeedbackExporter(
+        dynamodb_client or boto3.client("dynamodb", config=AWS_CONFIG),
+        s3_client or boto3.client("s3", config=AWS_CONFIG),
+        table_name=table or settings.feedback_table,
+        bucket=bucket if bucket is not None else settings.export_bucket,
+        initial_days=settings.export_initial_days,
+        settle=timedelta(minutes=settings.export_settle_minutes),
+        **({"clock": clock} if clock else {}),
+    )
+
+
+# ---------------------------------------------------------------- by hand (``moodtune export-feedback``)
+
+LOCAL_BUCKET = "moodtune-exports-local"
+REGION = "ap-northeast-2"
+
+
+def resolve_endpoint(explicit: str | None, use_aws: bool, environ: Mapping[str, str]) -> str | None:
+    """Where a command-line run talks to (as ``moodtune ingest``): AWS itself with ``--aws`` (None),
+    else ``explicit``, else AWS_ENDPOINT_URL, else the local stack (``make demo``) on MOTO_PORT."""
+    if use_aws:
+        return None
+    return (
+        explicit or environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{environ.get('MOTO_PORT', '5000')}"
+    )
+
+
+def aws_clients(endpoint_url: str | None, environ: Mapping[str, str]) -> tuple[Any, Any]:
+    """(dynamodb, s3) clients. A local endpoint gets dummy credentials, never a real account's."""
+    import boto3
+
+    options: dict[str, Any] = {
+        "region_name": environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or REGION,
+        "config": AWS_CONFIG,
+    }
+    if endpoint_url:
+        options.update(
+            endpoint_url=endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            aws_session_token="testing",
+        )
+    return boto3.client("dynamodb", **options), boto3.client("s3", **options)
+
+
+def export_by_hand(
+    since: date,
+    until: date | None,
+    *,
+    bucket: str | None,
+    table: str | None,
+    endpoint_url: str | None,
+    environ: Mapping[str, str],
+) -> ExportResult:
+    """``moodtune export-feedback``: export ``since``..``until`` against ``endpoint_url`` (None: AWS).
+
+    On a local endpoint a missing bucket is created (the local stack's default is ``LOCAL_BUCKET``);
+    in AWS the bucket is the stack's ExportBucket. Every AWS failure becomes one ``ExportError`` line.
+    """
+    dynamodb, s3 = aws_clients(endpoint_url, environ)
+    where = endpoint_url or "AWS"
+    bucket = bucket or environ.get("EXPORT_BUCKET") or (LOCAL_BUCKET if endpoint_url else "")
+    exporter = exporter_from_env(dynamodb_client=dynamodb, s3_client=s3, bucket=bucket, table=table)
+    try:
+        if endpoint_url:
+            try:
+                s3.head_bucket(Bucket=exporter.bucket)
+            except ClientError:
+                s3.create_bucket(
+                    Bucket=exporter.bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+                )
+        return exporter.export_days(since, until)
+    except EndpointConnectionError:
+        raise ExportError(
+            f"cannot reach {where}: start the local stack with `make demo`, or pass --aws for AWS itself"
+        ) from None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        if code == "ResourceNotFoundException":
+            raise ExportError(
+                f"no table {exporter.table_name!r} at {where}: pass --table (or set FEEDBACK_TABLE)"
+            ) from None
+        if code == "NoSuchBucket":
+            raise ExportError(
+                f"no bucket {exporter.bucket!r} at {where}: pass --bucket (or set EXPORT_BUCKET; "
+                "in AWS the stack output ExportBucketName)"
+            ) from None
+        raise ExportError(f"{where}: {code}: {exc.response.get('Error', {}).get('Message', '')}") from None
+    except BotoCoreError as exc:
+        raise ExportError(f"{where}: {exc}") from None
