@@ -34,15 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-for entry in (ROOT / "layers" / "shared", ROOT / "functions", ROOT):
-    if str(entry) not in sys.path:
-        sys.path.insert(0, str(entry))
+from bench import CACHE, DEMO_BUNDLE, REGION, ROOT
 
-CACHE = ROOT / ".cache" / "bench"
-DEMO_BUNDLE = ROOT / "models" / "demo"
 DEMO_CATALOG = ROOT / "data" / "demo" / "songs.jsonl"
-REGION = "ap-northeast-2"
 
 CHUNKS_PER_SONG = 10  # the original catalog: about 10 chunks a song
 ORIGINAL_SONGS = 7_500

@@ -28,14 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-for entry in (ROOT / "layers" / "shared", ROOT):
-    if str(entry) not in sys.path:
-        sys.path.insert(0, str(entry))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from bench import CACHE, ROOT
 
-CACHE = ROOT / ".cache" / "bench"
 SHAPE = "koelectra-small"
 SEED = 0
 CASES = [(1, 16), (1, 32), (1, 64), (1, 128), (32, 64)]

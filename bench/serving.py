@@ -36,18 +36,10 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-for entry in (ROOT / "layers" / "shared", ROOT / "functions", ROOT):
-    if str(entry) not in sys.path:
-        sys.path.insert(0, str(entry))
-
-from moodtune.catalog import Catalog, CatalogCache, ScoredSong, encode_vector  # noqa: E402
-from moodtune.labels import NUM_LABELS  # noqa: E402
-from moodtune.similarity import get_metric, top_k  # noqa: E402
-
-CACHE = ROOT / ".cache" / "bench"
-DEMO_BUNDLE = ROOT / "models" / "demo"
-REGION = "ap-northeast-2"
+from bench import CACHE, DEMO_BUNDLE, REGION, ROOT
+from moodtune.catalog import Catalog, CatalogCache, ScoredSong, encode_vector
+from moodtune.labels import NUM_LABELS
+from moodtune.similarity import get_metric, top_k
 
 # Everyday Korean status-message-like texts (written for this benchmark), 10-60 characters.
 TEXTS = [
