@@ -5,7 +5,9 @@
 The stack name and region come from samconfig.toml's section for the config environment, and the
 bucket and distribution from the stack's Outputs (WebBucketName, WebDistributionId), so nothing is
 configured twice. The page is not fingerprinted, so HTML is revalidated on every load and
-CSS/JS are cached briefly; an invalidation makes a new version visible at once.
+CSS/JS are cached briefly; an invalidation makes a new version visible at once. Objects that are no
+longer in web/ are deleted after the upload (the bucket is versioned, so they stay recoverable until
+the noncurrent-version lifecycle rule expires them).
 """
 
 from __future__ import annotations
@@ -68,8 +70,12 @@ def page_files(web_dir: Path = WEB_DIR) -> list[Path]:
 
 def upload_page(s3: Any, bucket: str, web_dir: Path = WEB_DIR) -> list[str]:
     """Put each file with its content type and cache policy; return the keys written."""
+    files = page_files(web_dir)
+    if web_dir / "index.html" not in files:
+        # Also keeps delete_stale from emptying the bucket when pointed at the wrong folder.
+        raise SystemExit(f"{web_dir} has no index.html: not uploading")
     keys = []
-    for path in page_files(web_dir):
+    for path in files:
         key = path.relative_to(web_dir).as_posix()
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if content_type.startswith("text/") or content_type in {"application/javascript", "text/javascript"}:
@@ -83,6 +89,27 @@ def upload_page(s3: Any, bucket: str, web_dir: Path = WEB_DIR) -> list[str]:
         )
         keys.append(key)
     return keys
+
+
+def delete_stale(s3: Any, bucket: str, keep: list[str], page_size: int = 1000) -> list[str]:
+    """Delete every object of the bucket whose key is not in ``keep``; return the deleted keys.
+
+    ``page_size``: keys per listing page and per DeleteObjects call (S3 allows at most 1000).
+    """
+    wanted = set(keep)
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, PaginationConfig={"PageSize": page_size}
+    )
+    stale = [obj["Key"] for page in pages for obj in page.get("Contents", []) if obj["Key"] not in wanted]
+    for start in range(0, len(stale), page_size):
+        batch = stale[start : start + page_size]
+        answer = s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True}
+        )
+        if answer.get("Errors"):
+            failed = ", ".join(f"{e['Key']} ({e.get('Code')})" for e in answer["Errors"])
+            raise SystemExit(f"could not delete stale objects from s3://{bucket}/: {failed}")
+    return stale
 
 
 def invalidate(cloudfront: Any, distribution_id: str) -> str:
@@ -104,8 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     stack_name, region = samconfig_stack(args.config_env)
     session = boto3.session.Session(region_name=region)
     target = stack_target(stack_name, session.client("cloudformation"))
-    keys = upload_page(session.client("s3"), target.bucket)
+    s3 = session.client("s3")
+    keys = upload_page(s3, target.bucket)
     print(f"uploaded {len(keys)} files to s3://{target.bucket}/")
+    stale = delete_stale(s3, target.bucket, keys)
+    if stale:
+        print(f"deleted {len(stale)} files no longer in web/: {', '.join(stale)}")
     if target.distribution_id:
         print(f"invalidation {invalidate(session.client('cloudfront'), target.distribution_id)} started")
     return 0

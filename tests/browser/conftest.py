@@ -7,9 +7,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -82,9 +83,9 @@ def stack() -> Iterator[Stack]:
             if proc.poll() is not None:
                 pytest.fail(f"local stack exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
             try:
-                if requests.get(f"{url}/v1/health", timeout=2).ok:
+                if requests.get(f"{url}/v1/health", timeout=10).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or busy loading the catalog
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"local stack did not answer /v1/health in 180 s:\n{log.read_text()[-3000:]}")
@@ -125,9 +126,35 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, stack):
-    context = browser.new_context(viewport={"width": 1024, "height": 900}, locale="ko-KR")
-    page = context.new_page()
-    page.goto(stack.url + "/")
-    yield page
-    context.close()
+def open_page(browser, stack) -> Iterator[Callable[..., Any]]:
+    """Open the page in a fresh browser context: open_page(width=1024, height=900, before=None, **context).
+
+    ``before(page)`` runs before the page loads (for routes and init scripts).
+    """
+    contexts = []
+
+    def _open(
+        width: int = 1024,
+        height: int = 900,
+        before: Callable[[Any], None] | None = None,
+        **context_args: Any,
+    ) -> Any:
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, locale="ko-KR", **context_args
+        )
+        contexts.append(context)
+        page = context.new_page()
+        if before is not None:
+            before(page)
+        page.goto(stack.url + "/")
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(open_page):
+    """The page at 1024 x 900, Korean."""
+    return open_page()
