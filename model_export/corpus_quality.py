@@ -1,7 +1,7 @@
 """Quality gates for the demo emotion corpus (``label<TAB>text`` TSV files).
 
 Run ``python -m model_export.corpus_quality FILE [FILE ...]``: it prints counts, length figures,
-distinct-n, topic coverage and duplicate pairs, and exits non-zero when a gate fails.
+distinct-n, topic coverage, marker shares and duplicate pairs, and exits non-zero when a gate fails.
 
 Definitions (stated once, quoted by the README):
 
@@ -20,11 +20,25 @@ Definitions (stated once, quoted by the README):
 * **topic skew** — a label's share of texts on a topic divided by the share over all labels (1.0 =
   exactly as often as everyone else); topics with fewer than ``min_topic_texts`` texts per label on
   average are too thin to judge and are left out of the gate.
+* **marker** — a surface mark a model could learn instead of the feeling (:data:`MARKERS`: ㅋ, ㅎ,
+  ㅠ/ㅜ, 헐, ㄷㄷ, ㅡㅡ, !, ?, an ellipsis (.. or …), ^^, emoji); a text *uses* it when the pattern occurs in
+  its NFC text, however often. A marker's **share** in a label is the label's rate of use (texts
+  using it / the label's texts) over the sum of the rates of all labels: with equal-sized labels it
+  is the fraction of the marker's texts that carry that label, i.e. how often a classifier that saw
+  only the marker would be right, so unequal label sizes cannot hide or fake a skew.
 
 Gates (defaults in :class:`Config`, each overridable on the command line): every text 2..80
 characters; each label's mean length within ±25% of the overall mean; no exact duplicate; no text in
 two labels; no near duplicate (Jaccard ≥ 0.6); word distinct-2 ≥ 0.6 per label; each label covers
-≥ 80% of the topics with ≥ 3 texts each; each label's topic skew within ×0.5..×2.
+≥ 80% of the topics with ≥ 3 texts each; each label's topic skew within ×0.5..×2; every marker used
+by ≥ 30 texts is used by ≥ 2 texts in each of ≥ 5 labels (all of them when fewer are present) and
+has no label share above 40%.
+
+Why those marker figures: a share of at most 40% means the marker alone points to the right label
+for at most 40% of its texts (14% is chance with seven labels), so it stays a hint and cannot stand
+in for the label, while real leanings survive (ㅠㅠ is more often sad than not, ㅋㅋ more often
+happy); being used in 5 of 7 labels means its absence can rule out two labels at most. Markers in
+fewer than 30 texts are reported but too rare to judge.
 """
 
 from __future__ import annotations
@@ -117,6 +131,23 @@ _TOPIC_WORDS: dict[str, str] = {
 }
 TOPICS: dict[str, tuple[str, ...]] = {topic: tuple(words.split()) for topic, words in _TOPIC_WORDS.items()}
 
+# Emoji and pictographic symbols (emoticons, dingbats, transport, supplemental symbols, ⭐, ⏰).
+_EMOJI = "\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff"
+MARKERS: dict[str, re.Pattern[str]] = {
+    "ㅋ": re.compile("ㅋ"),
+    "ㅎ": re.compile("ㅎ"),
+    "ㅠ/ㅜ": re.compile("[ㅠㅜ]"),
+    # The interjection, not the syllable inside 헐렁하다, 헐값, 헐뜯다, 헐벗다.
+    "헐": re.compile("(?<![가-힣])헐(?![렁값뜯벗])"),
+    "ㄷㄷ": re.compile("ㄷㄷ"),
+    "ㅡㅡ": re.compile("ㅡㅡ"),
+    "!": re.compile("[!！]"),
+    "?": re.compile("[?？]"),
+    "...": re.compile(r"\.\.|…"),
+    "^^": re.compile(r"\^\^"),
+    "emoji": re.compile(f"[{_EMOJI}]"),
+}
+
 
 @dataclass(frozen=True)
 class Row:
@@ -140,6 +171,10 @@ class Config:
     min_topic_texts: int = 3  # a label covers a topic with at least this many texts
     topic_coverage: float = 0.8  # a label must cover at least this share of TOPICS
     topic_skew: float = 2.0  # a label's share of a topic within [1/skew, skew] x the overall share
+    marker_min_texts: int = 30  # markers used by fewer texts are reported, not judged
+    marker_min_labels: int = 5  # a judged marker is used in at least this many labels ...
+    marker_label_texts: int = 2  # ... by at least this many texts each
+    marker_max_share: float = 0.4  # and no label holds more than this share of it
 
 
 @dataclass(frozen=True)
@@ -185,7 +220,18 @@ class Report:
     distinct: dict[str, dict[str, float]]
     topics: dict[str, dict[str, int]]
     untopical: dict[str, int]
+    markers: dict[str, dict[str, int]] = field(default_factory=dict)
     gates: list[Gate] = field(default_factory=list)
+
+    def marker_texts(self, marker: str) -> int:
+        """How many texts use ``marker`` (all labels)."""
+        return sum(self.markers[marker].values())
+
+    def marker_share(self, marker: str, label: str) -> float:
+        """``label``'s share of ``marker`` (see the module docstring); 0.0 when no text uses it."""
+        rates = {lab: count / self.counts[lab] for lab, count in self.markers[marker].items()}
+        total = sum(rates.values())
+        return rates[label] / total if total else 0.0
 
     def topic_skew(self, label: str, topic: str) -> float:
         """``label``'s share of texts on ``topic`` over the share among all texts (0.0 when none)."""
@@ -327,6 +373,12 @@ def distinct_figures(texts: Sequence[str]) -> dict[str, float]:
     return {"d1": distinct_n(words, 1), "d2": distinct_n(words, 2), "c3": distinct_n(chars, 3)}
 
 
+def markers_of(text: str) -> list[str]:
+    """The markers of :data:`MARKERS` that ``text`` uses."""
+    text = unicodedata.normalize("NFC", text)
+    return [name for name, pattern in MARKERS.items() if pattern.search(text)]
+
+
 def topics_of(text: str) -> list[str]:
     """The topics of :data:`TOPICS` whose keywords occur in ``text`` (space-free, lower-cased)."""
     flat = _SPACE.sub("", unicodedata.normalize("NFC", text).lower())
@@ -373,7 +425,14 @@ def analyse(rows: Sequence[Row], config: Config | None = None) -> Report:
         for topic in found:
             topics[row.label][topic] += 1
 
-    report = Report(counts, lengths, overall, out_of_range, exact, cross, near, distinct, topics, untopical)
+    markers: dict[str, dict[str, int]] = {name: dict.fromkeys(labels, 0) for name in MARKERS}
+    for row in rows:
+        for name in markers_of(row.text):
+            markers[name][row.label] += 1
+
+    report = Report(
+        counts, lengths, overall, out_of_range, exact, cross, near, distinct, topics, untopical, markers
+    )
     report.gates = _gates(report, config)
     return report
 
@@ -449,7 +508,27 @@ def _gates(report: Report, config: Config) -> list[Gate]:
             or "all labels pass",
         )
     )
+    gates.append(_marker_gate(report, config))
     return gates
+
+
+def _marker_gate(report: Report, config: Config) -> Gate:
+    needed = min(config.marker_min_labels, len(report.counts))
+    judged = [name for name in report.markers if report.marker_texts(name) >= config.marker_min_texts]
+    problems, worst = [], (0.0, "-", "-")
+    for name in judged:
+        shares = {label: report.marker_share(name, label) for label in report.counts}
+        top = max(shares, key=shares.__getitem__)
+        worst = max(worst, (shares[top], name, top))
+        used = sum(count >= config.marker_label_texts for count in report.markers[name].values())
+        if used < needed or shares[top] > config.marker_max_share:
+            problems.append(f"{name}: {top} {shares[top]:.0%}, in {used} labels")
+    return Gate(
+        f"markers (≥ {config.marker_min_texts} texts) in ≥ {needed} labels, "
+        f"≤ {config.marker_max_share:.0%} in one ({len(judged)} judged)",
+        not problems,
+        "; ".join(problems) or f"widest: {worst[1]} {worst[2]} {worst[0]:.0%}",
+    )
 
 
 # ------------------------------------------------------------------------------------------- printing
@@ -520,6 +599,24 @@ def print_report(report: Report, console: Console, max_pairs: int = 15) -> None:
     topics.add_row("(no topic)", *(str(report.untopical[label]) for label in report.topics), style="dim")
     console.print(topics)
 
+    markers = Table(
+        title="Texts using each marker per label, and the label's share of the marker", title_justify="left"
+    )
+    markers.add_column("marker")
+    markers.add_column("texts", justify="right")
+    for label in report.counts:
+        markers.add_column(label, justify="right")
+    for name in report.markers:
+        markers.add_row(
+            escape(name),
+            str(report.marker_texts(name)),
+            *(
+                f"{report.markers[name][label]} {report.marker_share(name, label):.0%}"
+                for label in report.counts
+            ),
+        )
+    console.print(markers)
+
     for title, pairs in (
         ("Texts in two labels", report.cross_label),
         ("Exact duplicates", report.exact_duplicates),
@@ -553,6 +650,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-topic-texts", type=int, default=defaults.min_topic_texts)
     parser.add_argument("--topic-coverage", type=float, default=defaults.topic_coverage)
     parser.add_argument("--topic-skew", type=float, default=defaults.topic_skew)
+    parser.add_argument("--marker-min-texts", type=int, default=defaults.marker_min_texts)
+    parser.add_argument("--marker-min-labels", type=int, default=defaults.marker_min_labels)
+    parser.add_argument("--marker-label-texts", type=int, default=defaults.marker_label_texts)
+    parser.add_argument("--marker-max-share", type=float, default=defaults.marker_max_share)
     parser.add_argument("--max-pairs", type=int, default=15, help="how many worst pairs to print")
     args = parser.parse_args(argv)
     console, errors = Console(), Console(stderr=True, soft_wrap=True)
@@ -571,6 +672,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         min_topic_texts=args.min_topic_texts,
         topic_coverage=args.topic_coverage,
         topic_skew=args.topic_skew,
+        marker_min_texts=args.marker_min_texts,
+        marker_min_labels=args.marker_min_labels,
+        marker_label_texts=args.marker_label_texts,
+        marker_max_share=args.marker_max_share,
     )
     report = analyse(rows, config)
     print_report(report, console, args.max_pairs)

@@ -205,3 +205,77 @@ def test_topic_skew_gate_fails_when_one_label_owns_a_topic() -> None:
     assert not gate.passed and "sadness/food" in gate.detail
     assert report.topic_skew("joy", "food") > 1.4
     assert _gate(cq.analyse(_clean(), _LOOSE), "topic share per label").passed
+
+
+def _labelled(per_label: int, marked: dict[str, int], mark: str = "헐") -> list[cq.Row]:
+    """``per_label`` distinct texts for every label; the first ``marked[label]`` of them use ``mark``."""
+    pairs = []
+    for label in cq.LABELS:
+        for i in range(per_label):
+            text = f"{label} 일기 {i}번째 줄"
+            pairs.append((label, f"{mark} {text}" if i < marked.get(label, 0) else text))
+    return _rows(pairs)
+
+
+def test_markers_of_finds_each_mark_and_not_the_syllable_inside_words() -> None:
+    assert cq.markers_of("헐 대박 ㅋㅋ") == ["ㅋ", "헐"]
+    assert cq.markers_of("헐헐헐") == ["헐"]
+    assert cq.markers_of("바지가 헐렁해짐") == []  # 헐렁하다 is not the interjection
+    assert cq.markers_of("ㅎㄷㄷ 무서워..") == ["ㅎ", "ㄷㄷ", "..."]
+    assert cq.markers_of("보고 싶어 ㅜㅜ 😭") == ["ㅠ/ㅜ", "emoji"]
+    assert cq.markers_of("왜 또야?! ㅡㅡ") == ["ㅡㅡ", "!", "?"]
+    assert cq.markers_of("오늘 회의 10시") == []
+
+
+def test_marker_gate_fails_when_one_label_owns_a_marker() -> None:
+    skewed = cq.analyse(_labelled(40, {"surprise": 30}))
+    gate = _gate(skewed, "markers")
+    assert not gate.passed
+    assert "헐: surprise 100%, in 1 labels" in gate.detail
+    assert skewed.marker_texts("헐") == 30
+
+    # The same 30 uses spread over six labels pass: no label holds more than 1/6 of them.
+    spread = cq.analyse(_labelled(40, dict.fromkeys(cq.LABELS[:6], 5)))
+    assert _gate(spread, "markers").passed
+    assert spread.marker_share("헐", "joy") == pytest.approx(1 / 6)
+
+
+def test_marker_gate_fails_on_a_lean_above_the_share_or_too_few_labels() -> None:
+    # Used in all seven labels, but anger holds 16 of 34 (47%): above the 40% cap.
+    leaning = cq.analyse(_labelled(40, {**dict.fromkeys(cq.LABELS, 3), "anger": 16}))
+    assert not _gate(leaning, "markers").passed
+    assert "헐: anger 47%, in 7 labels" in _gate(leaning, "markers").detail
+    # Evenly shared (25% each) but by four labels only: its absence would rule out the other three.
+    narrow = cq.analyse(_labelled(40, dict.fromkeys(cq.LABELS[:4], 8)))
+    assert "in 4 labels" in _gate(narrow, "markers").detail
+    assert not _gate(narrow, "markers").passed
+
+
+def test_rare_markers_are_reported_but_not_judged() -> None:
+    rare = cq.analyse(_labelled(40, {"surprise": 29}))
+    assert rare.marker_texts("헐") == 29
+    assert _gate(rare, "markers").passed  # 29 < marker_min_texts: too rare to judge
+    strict = cq.analyse(_labelled(40, {"surprise": 29}), cq.Config(marker_min_texts=29))
+    assert not _gate(strict, "markers").passed
+
+
+def test_marker_share_is_normalised_by_label_size() -> None:
+    rows = _rows(
+        [("joy", f"좋다 {i} ㅋㅋ" if i < 5 else f"좋다 {i}") for i in range(10)]
+        + [("sadness", f"슬프다 {i} ㅋㅋ" if i < 5 else f"슬프다 {i}") for i in range(40)]
+    )
+    report = cq.analyse(rows)
+    # Half of joy's texts laugh against an eighth of sadness's: 0.5 / (0.5 + 0.125).
+    assert report.marker_share("ㅋ", "joy") == pytest.approx(0.8)
+    assert report.markers["ㅋ"] == {"joy": 5, "sadness": 5}
+
+
+def test_cli_prints_the_marker_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "skewed.tsv"
+    corpus.write_text("".join(f"{r.label}\t{r.text}\n" for r in _labelled(40, {"surprise": 30})))
+    assert cq.main([str(corpus), "--min-topic-texts", "0", "--topic-coverage", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "Texts using each marker per label" in out
+    assert "헐: surprise 100%" in out
+    cq.main([str(corpus), "--marker-max-share", "1.0", "--marker-min-labels", "1"])
+    assert "헐: surprise 100%" not in capsys.readouterr().out  # the flags reach the gate
