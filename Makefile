@@ -55,13 +55,26 @@ demo-model: setup
 data-check: setup
 	$(BIN)/python -m model_export.corpus_quality data/demo/emotions.tsv
 
-# Needs Docker (the recommend image) and AWS credentials. STAGE=dev|prod picks a samconfig.toml section
-# (default: [default]); BUNDLE=models/<dir> puts another model bundle in the image (default models/demo).
-# The first deploy to an account: `.venv-tools/bin/sam deploy --guided`.
+# Needs Docker (the images) and AWS credentials. STAGE=dev|prod picks a samconfig.toml section
+# (default: [default]). BUNDLE=models/<dir> (required: no silent models/demo) is the bundle
+# RecommendFunction serves; INGEST_BUNDLE=models/<dir> the one IngestFunction scores with (default:
+# BUNDLE); PREVIOUS_VERSION=<model_version> names the replaced version on the dashboard. sam build
+# (the bundles are Docker build arguments) and sam deploy get the same overrides: the environment's own
+# list plus ModelDir, IngestModelDir and CurrentModelVersion (infra/model_switch.py overrides). The model
+# switch (docs/ingestion.md): `make deploy BUNDLE=<old> INGEST_BUNDLE=<new>`, re-score, gate, then
+# `make deploy BUNDLE=<new> PREVIOUS_VERSION=<old version>`. The first deploy to an account:
+# `.venv-tools/bin/sam deploy --guided`.
+DEPLOY_ENV = $(or $(STAGE),default)
+ifneq ($(filter deploy,$(MAKECMDGOALS)),)
+ifeq ($(BUNDLE),)
+$(error BUNDLE=models/<dir> is required: the bundle RecommendFunction serves, e.g. make deploy BUNDLE=models/demo (docs/operations.md, "Deploying"))
+endif
+endif
 deploy: setup tools
-	$(SAM) build $(if $(STAGE),--config-env $(STAGE),) $(if $(BUNDLE),--parameter-overrides ModelDir=$(BUNDLE),)
-	$(SAM) deploy $(if $(STAGE),--config-env $(STAGE),)
-	$(BIN)/python -m infra.deploy_web --config-env $(or $(STAGE),default)
+	overrides="$$($(BIN)/python -m infra.model_switch overrides --config-env $(DEPLOY_ENV) --bundle $(BUNDLE) $(if $(INGEST_BUNDLE),--ingest-bundle $(INGEST_BUNDLE),) $(if $(PREVIOUS_VERSION),--previous $(PREVIOUS_VERSION),))" && \
+	  $(SAM) build --config-env $(DEPLOY_ENV) --parameter-overrides "$$overrides" && \
+	  $(SAM) deploy --config-env $(DEPLOY_ENV) --parameter-overrides "$$overrides"
+	$(BIN)/python -m infra.deploy_web --config-env $(DEPLOY_ENV)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache

@@ -1,6 +1,7 @@
 """Ingestion benchmark: chunks/s and songs/s of the scoring pipeline, batch sizes compared, peak memory.
 
     python -m bench.ingest [--songs 300] [--batch-sizes 1,8,32,64] [--full] [--quick] [--skip-koelectra]
+    python -m bench.ingest --split-only [--split-lines 1000000]
 
 For each bundle (the demo bundle, and the KoELECTRA-Small-shaped random-weight INT8 bundle), in a fresh
 process per bundle and thread count (so its peak RSS is its own):
@@ -12,6 +13,11 @@ process per bundle and thread count (so its peak RSS is its own):
 - with 2 threads (this machine) and 1 thread (what one Lambda vCPU gives a worker).
 - end to end through ``ingest_file`` into SongsTable on a moto server (moto's write cost is not
   DynamoDB's; the row says how much of the time the writes take here).
+
+- ``split_catalog`` (the splitter's work: check every line, pack messages) over synthetic catalog lines
+  with an in-memory sender, in a fresh process (its peak RSS is the song ids it keeps for duplicates):
+  what the splitter's CPU time is for a 1,000,000-song upload; the S3 read and the SendMessageBatch
+  calls are not in it. ``--split-only`` runs only this part.
 
 From the measured per-chunk cost it projects the original's 7,500-song catalog (~10 chunks a song) on
 this machine and a 1,000,000-song catalog through the SQS fan-out (see docs/ingestion.md). ``--full``
@@ -109,6 +115,97 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ---------------------------------------------------------------- the splitter
+
+
+def split_child(lines: int) -> dict[str, Any]:
+    """``split_catalog`` over ``lines`` synthetic songs of ~10 chunks (generated as they are read),
+    every message body handed to a sender that only counts them."""
+    from moodtune.fanout import split_catalog
+
+    lyrics = synthetic_lyrics(64)
+    titles = ["비 오는 날의 노래", "햇살", "그리운 너에게", "밤의 골목"]
+
+    def catalog() -> Any:
+        for i in range(lines):
+            song = {
+                "song_id": f"song-{i:07d}",
+                "title": titles[i % len(titles)],
+                "artist": f"가수 {i % 997}",
+                "lyrics": lyrics[i % len(lyrics)],
+                "year": 1990 + i % 35,
+                "genre": "ballad",
+                "external_ids": {"isrc": f"KRA40{i:07d}"},
+            }
+            yield (json.dumps(song, ensure_ascii=False) + "\n").encode("utf-8")
+
+    sent = {"calls": 0, "bytes": 0}
+
+    def send(bodies: list[str]) -> None:
+        sent["calls"] += 1
+        sent["bytes"] += sum(len(b.encode("utf-8")) for b in bodies)
+
+    rss_before = peak_rss_mb()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    report = split_catalog(catalog(), "s3://moodtune-catalog/catalogs/bench.jsonl", send)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return {
+        "lines": lines,
+        "songs": report.songs,
+        "skipped": len(report.rejected),
+        "messages": report.messages,
+        "send_calls": sent["calls"],
+        "mean_message_kb": sent["bytes"] / max(report.messages, 1) / 1024,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "lines_per_s": lines / seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_growth_mb": peak_rss_mb() - rss_before,
+    }
+
+
+def run_split(lines: int) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.ingest", "--split-child", str(lines)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"split benchmark failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# IngestSplitterFunction's MemorySize: Lambda gives 1,769 MB one vCPU, and CPU in proportion below it.
+SPLITTER_MEMORY_MB = 1024
+LAMBDA_MB_PER_VCPU = 1769
+
+
+def print_split(r: dict[str, Any]) -> None:
+    cpu_per_million = r["cpu_seconds"] / r["lines"] * MILLION
+    on_lambda = cpu_per_million / (SPLITTER_MEMORY_MB / LAMBDA_MB_PER_VCPU)
+    calls = math.ceil(r["messages"] / r["lines"] * MILLION / 10)  # 10 messages per SendMessageBatch
+    print("\n## The splitter: split_catalog (in-memory sender; no S3 read, no SQS calls)\n")
+    print(
+        table(
+            ["lines", "messages", "KiB/message", "wall s", "CPU s", "lines/s (CPU)", "peak RSS MB"],
+            [
+                [
+                    r["lines"],
+                    r["messages"],
+                    f"{r['mean_message_kb']:.1f}",
+                    f"{r['seconds']:.1f}",
+                    f"{r['cpu_seconds']:.1f}",
+                    f"{r['lines'] / r['cpu_seconds']:,.0f}",
+                    f"{r['peak_rss_mb']:.0f} (+{r['rss_growth_mb']:.0f} while splitting)",
+                ]
+            ],
+        )
+    )
+    print(
+        f"\n1,000,000 lines: {cpu_per_million / 60:.1f} min of CPU on one core here; at "
+        f"{SPLITTER_MEMORY_MB:,} MB a Lambda gets {SPLITTER_MEMORY_MB / LAMBDA_MB_PER_VCPU:.2f} vCPU: "
+        f"~{on_lambda / 60:.1f} min, plus the S3 read and {calls:,} SendMessageBatch calls (not "
+        "measured here); the limit is 15 min."
+    )
 
 
 # ---------------------------------------------------------------- the child: one bundle, one thread count
@@ -284,7 +381,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--end-to-end", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--split-only", action="store_true", help="only time split_catalog")
+    parser.add_argument("--split-lines", type=int, default=MILLION, help="catalog lines to split")
+    parser.add_argument("--split-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.split_child:
+        print(json.dumps(split_child(args.split_child)))
+        return 0
+    if args.split_only:
+        print(f"# split_catalog, {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+        print_split(run_split(args.split_lines))
+        return 0
     if args.quick:
         args.songs, args.repeats = min(args.songs, 100), 1
     if args.child:
@@ -403,8 +510,10 @@ def main(argv: list[str] | None = None) -> int:
         [f"1,000,000 songs with {p['workers']} workers", f"{p['million_s'] / 60:.0f} min"],
     ]
     print(table(["", ""], lines))
+    split = run_split(args.split_lines if not args.quick else 20_000)
+    print_split(split)
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "projections": p}, indent=2))
+        args.json.write_text(json.dumps({"results": results, "projections": p, "split": split}, indent=2))
     return 0
 
 

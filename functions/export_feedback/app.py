@@ -1,13 +1,16 @@
 """ExportFeedbackFunction: FeedbackTable's feedback to S3 as gzip JSONL, one object per day.
 
 Started by an EventBridge Scheduler schedule with ``{}`` (export every day after the watermark up to
-today), or by hand with ``{"since": "YYYY-MM-DD", "until": "YYYY-MM-DD"}`` (those days; ``until``
-defaults to today). The logic and its exactly-once reasoning live in ``moodtune.feedback_export``.
+today, at most EXPORT_MAX_DAYS_PER_RUN days a run; after an outage it runs window after window while
+the invocation has time left, each moving the watermark), or by hand with
+``{"since": "YYYY-MM-DD", "until": "YYYY-MM-DD"}`` (those days; ``until`` defaults to today). The logic
+and its exactly-once reasoning live in ``moodtune.feedback_export``.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from datetime import date
 from typing import Any
 
@@ -17,7 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from moodtune.feedback_export import ExportError, FeedbackExporter, exporter_from_env
+from moodtune.feedback_export import ExportError, ExportResult, FeedbackExporter, exporter_from_env
 
 logger = Logger(service=os.getenv("POWERTOOLS_SERVICE_NAME", "moodtune"))
 metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "MoodTune"))
@@ -41,6 +44,8 @@ class ExportRequest(BaseModel):
 
 
 _exporter: FeedbackExporter | None = None
+# Another catch-up window starts only if this much time would be left after one as long as the longest.
+_MARGIN_MS = 30_000
 
 
 def get_exporter() -> FeedbackExporter:
@@ -63,7 +68,7 @@ def lambda_handler(event: dict[str, Any] | None, context: LambdaContext) -> dict
         raise ExportError(f"bad export request ({details})") from None
     exporter = get_exporter()
     if request.since is None:
-        result = exporter.export_pending()
+        result = export_while_time_left(exporter, context)
     else:
         result = exporter.export_days(request.since, request.until)
     metrics.add_metric(name="FeedbackExported", unit=MetricUnit.Count, value=result.fresh)
@@ -74,3 +79,16 @@ def lambda_handler(event: dict[str, Any] | None, context: LambdaContext) -> dict
     summary = result.summary()
     logger.info("feedback exported", extra={k: v for k, v in summary.items() if k != "days"})
     return summary
+
+
+def export_while_time_left(exporter: FeedbackExporter, context: LambdaContext) -> ExportResult:
+    """Scheduled runs, one window after another, while days are pending and time is left for one more."""
+    results: list[ExportResult] = []
+    longest_ms = 0.0
+    while not results or (
+        results[-1].more and context.get_remaining_time_in_millis() > 2 * longest_ms + _MARGIN_MS
+    ):
+        started = time.monotonic()
+        results.append(exporter.export_pending())
+        longest_ms = max(longest_ms, (time.monotonic() - started) * 1000)
+    return ExportResult.combine(results)

@@ -49,8 +49,12 @@ def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
     for record in event.records:
         bucket = record.s3.bucket.name
         key = unquote_plus(record.s3.get_object.key)
+        version = record.s3.get_object.version_id
         source = f"s3://{bucket}/{key}"
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        # CatalogBucket is versioned: read the version this event is about, not whatever is newest now
+        # (two quick uploads to one key would otherwise both split the second file).
+        request = {"Bucket": bucket, "Key": key, **({"VersionId": version} if version else {})}
+        body = s3.get_object(**request)["Body"]
         sender = SqsSender(sqs, settings.queue_url)
         report = split_catalog(
             capped_lines(body.iter_chunks(1 << 20)),
@@ -65,6 +69,7 @@ def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
             "catalog split",
             extra={
                 "source": source,
+                "version_id": version,
                 "songs": report.songs,
                 "messages": report.messages,
                 "skipped": len(report.rejected),

@@ -32,6 +32,7 @@ from moodtune.feedback_export import (
     FeedbackExporter,
     FeedbackRow,
     decode_lines,
+    encode_rows,
     read_export,
 )
 from moodtune.records import RecommendationStore
@@ -77,8 +78,8 @@ def exporter_for(local_aws) -> Any:
 class Users:
     """Recommendations and feedback through the two handlers, feedback at a chosen moment."""
 
-    def __init__(self, handlers: Any, invoke: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.handlers, self.invoke = handlers, invoke
+    def __init__(self, handlers: Any, invoke: Any, monkeypatch: pytest.MonkeyPatch, table: Any) -> None:
+        self.handlers, self.invoke, self.table = handlers, invoke, table
         self.moment = datetime.now(UTC)
         # The feedback handler stamps feedback with datetime.now(UTC): give it our clock.
         monkeypatch.setattr(handlers.feedback, "datetime", SimpleNamespace(now=lambda tz=None: self.moment))
@@ -86,11 +87,24 @@ class Users:
         self.recommendations: dict[str, dict[str, Any]] = {}
 
     def recommend(self, text: str, mode: str = "distribution") -> dict[str, Any]:
+        before = datetime.now(UTC)
         answer = self.invoke(
             self.handlers.recommend, "POST", "/v1/recommendations", {"text": text, "limit": 3, "mode": mode}
         )
+        after = datetime.now(UTC)
         assert answer.status == 201, answer.body
-        self.recommendations[answer.body["recommendation_id"]] = {**answer.body, "text": text}
+        # The tests give feedback on days years ahead (days of their own); a record answers feedback only
+        # until its expires_at, so keep these alive until then.
+        self.table.update_item(
+            Key={"recommendation_id": answer.body["recommendation_id"]},
+            UpdateExpression="SET expires_at = :t",
+            ExpressionAttributeValues={":t": int(datetime(2040, 1, 1, tzinfo=UTC).timestamp())},
+        )
+        self.recommendations[answer.body["recommendation_id"]] = {
+            **answer.body,
+            "text": text,
+            "made_between": (before, after),
+        }
         return answer.body
 
     def feedback(self, rec: dict[str, Any], song: int, satisfied: bool, moment: datetime) -> None:
@@ -107,8 +121,8 @@ class Users:
 
 
 @pytest.fixture
-def users(handlers, invoke, monkeypatch) -> Users:
-    return Users(handlers, invoke, monkeypatch)
+def users(handlers, invoke, monkeypatch, local_aws) -> Users:
+    return Users(handlers, invoke, monkeypatch, local_aws.resource().Table(local_aws.feedback_table))
 
 
 def objects(s3, bucket: str, prefix: str = "feedback/") -> dict[str, bytes]:
@@ -162,7 +176,10 @@ def test_every_feedback_is_exported_exactly_once_under_its_own_day(
                 rec["mode"],
                 rec["model_version"],
             )
-            assert datetime.fromisoformat(row.created_at) <= datetime.now(UTC)
+            # created_at is the record's own: stamped while its request ran (milliseconds kept).
+            made_from, made_to = rec["made_between"]
+            created = datetime.fromisoformat(row.created_at)
+            assert made_from - timedelta(milliseconds=1) <= created <= made_to
 
     # The first day alone: its rows now sit in the d2 and d3 partitions, and are still found, by a
     # run into an empty bucket as by a run over the existing object.
@@ -352,6 +369,152 @@ def test_the_export_feedback_command(users, local_aws, s3, bucket, capsys) -> No
     with pytest.raises(SystemExit) as usage:
         cli.main(["export-feedback", "--since", "last week"])
     assert usage.value.code == 2 and "not a date (YYYY-MM-DD)" in capsys.readouterr().err
+
+
+def new_bucket(s3) -> str:
+    name = f"moodtune-export-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return name
+
+
+def test_a_concurrent_writer_of_the_same_day_loses_no_rows(users, s3, bucket, exporter_for) -> None:
+    """Another export writes the day between this run's read and its write: the conditional write is
+    refused, the day is read and merged again, and both runs' rows are in the object."""
+    day = date(2031, 9, 1)
+    mine = users.recommend("오늘은 정말 행복해")
+    users.feedback(mine, 0, True, at(day, 9))
+    first = exporter_for(bucket, at(day, 12)).export_days(day)  # the day's first object
+    (existing,) = read_export(f"s3://{bucket}/feedback/", s3_client=s3)
+    other_rows = [existing.model_copy(update={"recommendation_id": f"other-{n}"}) for n in range(2)]
+
+    users.feedback(mine, 1, False, at(day, 10))
+    exporter = exporter_for(bucket, at(day, 12))
+    puts: list[str] = []
+
+    def another_writer_first(params: dict[str, Any], **_: Any) -> None:
+        puts.append(params["Key"])
+        if len(puts) <= len(other_rows):  # before each of our first writes, the other run's lands
+            current = list(read_export(f"s3://{bucket}/feedback/", s3_client=s3))
+            s3.put_object(
+                Bucket=bucket, Key=params["Key"], Body=encode_rows([*current, other_rows[len(puts) - 1]])
+            )
+
+    exporter.s3.meta.events.register("provide-client-params.s3.PutObject", another_writer_first)
+    result = exporter.export_days(day)
+    assert first.days[0].written and result.days[0].written
+    assert len(puts) == 3  # refused twice (the object changed each time), then written
+    keys = Counter(r.key for r in read_export(f"s3://{bucket}/feedback/", s3_client=s3))
+    rid = mine["recommendation_id"]
+    expected = {(rid, mine["songs"][0]["song_id"]), (rid, mine["songs"][1]["song_id"])}
+    assert keys == Counter(expected | {r.key for r in other_rows})
+
+
+def test_a_day_that_keeps_changing_fails_the_run_and_keeps_the_watermark(users, s3, exporter_for) -> None:
+    from moodtune.feedback_export import WRITE_ATTEMPTS
+
+    day = date(2031, 9, 5)
+    users.feedback(users.recommend("무서워"), 0, True, at(day, 9))
+    bucket = new_bucket(s3)
+    exporter = exporter_for(bucket, at(day + timedelta(days=1), 12), initial_days=1)
+    puts: list[str] = []
+
+    def always_first(params: dict[str, Any], **_: Any) -> None:
+        puts.append(params["Key"])
+        s3.put_object(Bucket=bucket, Key=params["Key"], Body=f"another writer {len(puts)}".encode())
+
+    exporter.s3.meta.events.register("provide-client-params.s3.PutObject", always_first)
+    with pytest.raises(ExportError, match=f"changed by another writer on each of {WRITE_ATTEMPTS} attempts"):
+        exporter.export_pending()
+    assert len(puts) == WRITE_ATTEMPTS
+    assert objects(s3, bucket, prefix=STATE_KEY) == {}
+
+
+def test_a_run_that_crosses_midnight_reads_the_new_days_partition(users, local_aws, s3, bucket) -> None:
+    """A record re-rated after midnight, while the run reads, moves to the new day's index partition:
+    the run reads that partition too, so the earlier days it marks complete are whole."""
+    d1, d2, d3 = date(2031, 10, 1), date(2031, 10, 2), date(2031, 10, 3)
+    rec = users.recommend("너무 슬퍼서 눈물이 나")
+    users.feedback(rec, 0, True, at(d1, 10))
+    users.feedback(rec, 1, False, at(d2, 23, 50))  # the record now sits in d2's partition
+    now = [at(d2, 23, 59)]
+    dynamodb = boto3.client("dynamodb", endpoint_url=local_aws.endpoint_url, region_name=REGION)
+    exporter = FeedbackExporter(
+        dynamodb,
+        boto3.client("s3", endpoint_url=local_aws.endpoint_url, region_name=REGION),
+        table_name=local_aws.feedback_table,
+        bucket=bucket,
+        initial_days=1,
+        clock=lambda: now[0],
+    )
+
+    def midnight_passes(params: dict[str, Any], **_: Any) -> None:
+        if params["ExpressionAttributeValues"][":day"]["S"] == d2.isoformat() and now[0].date() == d2:
+            users.feedback(rec, 2, True, at(d3, 0, 1))  # moves the record to d3's partition
+            now[0] = at(d3, 0, 2)
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.Query", midnight_passes)
+    result = exporter.export_pending()
+    assert (result.since, result.until, result.watermark) == (d1, d2, d1)
+    assert result.partitions_read == 3  # d1, d2, then d3 once the clock showed it
+    by_day = {row.day: row for row in read_export(f"s3://{bucket}/feedback/", s3_client=s3)}
+    assert {d: (r.song_id, r.satisfied) for d, r in by_day.items()} == {
+        d1: (rec["songs"][0]["song_id"], True),
+        d2: (rec["songs"][1]["song_id"], False),
+    }
+
+
+class _Context(LambdaContextStub):
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_a_long_outage_is_caught_up_a_window_at_a_time(users, s3, exporter_for, monkeypatch) -> None:
+    d0 = date(2031, 11, 1)
+    days = [d0 + timedelta(days=i) for i in range(1, 6)]
+    for i, day in enumerate(days):
+        users.feedback(users.recommend(f"기분이 {i}번째로 좋아"), 0, True, at(day, 9))
+    now = at(days[-1], 12)
+
+    bucket = new_bucket(s3)
+    exporter = exporter_for(bucket, now, max_days_per_run=2)
+    exporter.write_watermark(d0, at(d0, 23))
+    runs = [exporter.export_pending() for _ in range(3)]
+    assert [(r.since, r.until, r.watermark, r.more) for r in runs] == [
+        (days[0], days[1], days[1], True),
+        (days[2], days[3], days[3], True),
+        (days[4], days[4], days[3], False),  # today is still open
+    ]
+    assert [[d.day for d in r.days] for r in runs] == [days[:2], days[2:4], days[4:]]
+    exported = Counter(r.key for r in read_export(f"s3://{bucket}/feedback/", s3_client=s3))
+    expected = Counter(k for k, v in users.given.items() if v["day"] in days)
+    assert exported == expected and set(exported.values()) == {1}
+
+    # The scheduled handler goes on window after window while it has time for another.
+    app = importlib.import_module("export_feedback.app")
+    for remaining_ms, windows in ((300_000, 3), (20_000, 1)):
+        fresh = new_bucket(s3)
+        handler_exporter = exporter_for(fresh, now, max_days_per_run=2)
+        handler_exporter.write_watermark(d0, at(d0, 23))
+        monkeypatch.setattr(app, "_exporter", handler_exporter)
+        summary = app.lambda_handler({}, _Context(remaining_ms))
+        assert len(summary["days"]) == 2 * windows - (windows == 3)
+        assert (summary["watermark"], summary["more"]) == (
+            (days[3].isoformat(), False) if windows == 3 else (days[1].isoformat(), True)
+        )
+
+
+def test_the_days_per_run_come_from_the_environment(monkeypatch) -> None:
+    from moodtune.feedback_export import MAX_DAYS_PER_RUN, exporter_from_env
+
+    assert exporter_from_env(bucket="b").max_days_per_run == MAX_DAYS_PER_RUN
+    monkeypatch.setenv("EXPORT_MAX_DAYS_PER_RUN", "7")
+    assert exporter_from_env(bucket="b").max_days_per_run == 7
+    monkeypatch.setenv("EXPORT_MAX_DAYS_PER_RUN", "0")
+    with pytest.raises(ExportError, match="EXPORT_MAX_DAYS_PER_RUN"):
+        exporter_from_env(bucket="b")
 
 
 # ---------------------------------------------------------------- events/export_feedback (sam local invoke)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import boto3
 import pytest
 from rich.console import Console
 
-from moodtune import cli, ingest_cli  # noqa: F401  (ingest_cli registers the subcommand)
+from moodtune import cli, ingest_cli  # ingest_cli also registers the subcommand
 from moodtune.classifier import EmotionClassifier
 from moodtune.ingest import SongScorer, ingest_file
 from tests.conftest import DEMO_BUNDLE, REGION, ROOT, TEMPLATE
@@ -107,6 +108,11 @@ def test_bad_lines_are_listed_and_the_good_songs_ingested(
     local_aws: Any, songs_table: Any, tmp_path: Path
 ) -> None:
     good = DEMO_CATALOG.read_bytes().splitlines(keepends=True)[:5]
+
+    def bad_song(song_id: str, **fields: object) -> bytes:
+        base = {"song_id": song_id, "title": "t", "artist": "a", "lyrics": "가사"}
+        return json.dumps({**base, **fields}, ensure_ascii=False).encode() + b"\n"
+
     catalog = tmp_path / "catalog.jsonl"
     catalog.write_bytes(
         b"".join(
@@ -117,6 +123,12 @@ def test_bad_lines_are_listed_and_the_good_songs_ingested(
                 json.dumps({"song_id": "x2", "title": "t", "artist": "a"}).encode() + b"\n",  # 4: no lyrics
                 good[0],  # 5: duplicate song id
                 "제목".encode("cp949") + b"\n",  # 6: not UTF-8
+                bad_song("x7", lyrics=" \n\t\n"),  # 7: empty lyrics
+                bad_song("x8", lyrics="가" * 11_000),  # 8: 33,000 bytes of lyrics, over 32 KiB
+                bad_song("x9", lyrics="[Chorus]\n(후렴)\n(x2)"),  # 9: only section markers
+                bad_song(
+                    "x10", lyrics="\x01" * 30_000, external_ids={f"i{n}": "\x01" * 256 for n in range(32)}
+                ),
                 *good[2:],
             ]
         )
@@ -142,8 +154,26 @@ def test_bad_lines_are_listed_and_the_good_songs_ingested(
     out.write(err.stdout)
     assert err.returncode == 3, err.stderr
     assert "written" in err.stdout and "songs per dominant emotion" in err.stdout
-    for number, field in [(2, "not valid JSON"), (4, "lyrics"), (5, "duplicate"), (6, "not UTF-8")]:
-        assert f"catalog.jsonl:line {number}" in err.stderr and field in err.stderr
+    skipped = {}
+    for text in err.stderr.splitlines():
+        head, sep, rest = text.partition("catalog.jsonl:line ")
+        if sep and head.startswith("skipped "):
+            number = re.match(r"\d+", rest)
+            assert number, text
+            skipped[int(number.group())] = rest
+    expected = {
+        2: ": not valid JSON",
+        4: "(x2): lyrics: Field required",
+        5: f"({json.loads(good[0])['song_id']}): song_id: duplicate song_id (first on line 1)",
+        6: ": not UTF-8",
+        7: "(x7): lyrics: empty lyrics",
+        8: "(x8): lyrics: 33,000 bytes, over the cap of 32,768 bytes",
+        9: "(x9): lyrics: no lyric line left after removing section markers and blank lines",
+        10: "(x10): the song is ",
+    }
+    assert sorted(skipped) == sorted(expected), err.stderr
+    for number, words in expected.items():  # each reason on its own numbered line
+        assert words in skipped[number], (number, skipped[number])
     assert "Traceback" not in err.stderr
     assert len(table_items(songs_table)) == 5
 
@@ -197,6 +227,52 @@ def test_model_switch_check_gates_on_a_complete_catalog_and_prune_empties_a_vers
     assert model_switch.main(["prune", "--model-version", version, *where]) == 2  # no --yes
     assert model_switch.main(["prune", "--model-version", version, "--yes", *where]) == 0
     assert table_items(songs_table) == {}
+
+
+def test_a_table_that_keeps_refusing_reads_is_a_one_line_error_to_run_again(
+    local_aws: Any, songs_table: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """BatchGetItem answers every key unprocessed (lasting throttling): after its retries the CLI says
+    to run again, with no traceback, and nothing is half-written."""
+    monkeypatch.setattr("moodtune.ingest.time.sleep", lambda s: None)
+    opened = ingest_cli._songs_table
+
+    def refusing_table(args: Any) -> Any:
+        table = opened(args)
+
+        def unprocessed(params: dict[str, Any], **_: Any) -> Any:
+            request = json.loads(params["body"])["RequestItems"]
+            http = type("Http", (), {"status_code": 200, "headers": {}})()
+            return http, {"Responses": {table.name: []}, "UnprocessedKeys": request}
+
+        table.meta.client.meta.events.register("before-call.dynamodb.BatchGetItem", unprocessed)
+        return table
+
+    monkeypatch.setattr(ingest_cli, "_songs_table", refusing_table)
+    status, _ = run_cli(local_aws, songs_table, str(DEMO_CATALOG), "--model-dir", str(DEMO_BUNDLE))
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "BatchGetItem left keys unprocessed after 8 attempts" in err
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    assert table_items(songs_table) == {}
+
+
+def test_model_switch_check_leaves_out_songs_ingest_never_writes(
+    local_aws: Any, songs_table: Any, tmp_path: Path, capsys: Any
+) -> None:
+    from infra import model_switch
+
+    catalog = tmp_path / "catalog.jsonl"
+    markers_only = {"song_id": "markers", "title": "t", "artist": "a", "lyrics": "[Chorus]\n(후렴)\n(x2)"}
+    lines = DEMO_CATALOG.read_bytes().splitlines(keepends=True)[:5]
+    catalog.write_bytes(b"".join([*lines, json.dumps(markers_only).encode() + b"\n"]))
+    assert run_cli(local_aws, songs_table, str(catalog), "--model-dir", str(DEMO_BUNDLE))[0] == 3
+    assert "markers" not in table_items(songs_table)
+    check = ["check", "--model-dir", str(DEMO_BUNDLE), "--catalog", str(catalog)]
+    where = ["--endpoint-url", local_aws.endpoint_url, "--table", songs_table.name]
+    assert model_switch.main([*check, *where]) == 0
+    out = capsys.readouterr().out
+    assert "5 catalog songs" in out and "1 songs without a lyric line not counted" in out and "READY" in out
 
 
 def test_a_bad_ingest_variable_is_a_one_line_error(

@@ -82,7 +82,10 @@ def aws(local_aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     worker._pipeline.cache_clear()
 
 
-def s3_put_event(bucket: str, key: str) -> dict[str, Any]:
+def s3_put_event(bucket: str, key: str, version_id: str | None = None) -> dict[str, Any]:
+    obj: dict[str, Any] = {"key": key.replace(" ", "+"), "size": 1}
+    if version_id:
+        obj["versionId"] = version_id
     return {
         "Records": [
             {
@@ -93,7 +96,7 @@ def s3_put_event(bucket: str, key: str) -> dict[str, Any]:
                 "s3": {
                     "s3SchemaVersion": "1.0",
                     "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                    "object": {"key": key.replace(" ", "+"), "size": 1},
+                    "object": obj,
                 },
             }
         ]
@@ -158,12 +161,66 @@ def test_upload_split_and_worker_with_a_poisoned_record(aws: Aws) -> None:
         time.sleep(0.5)
     assert [m["MessageId"] for m in dead] == [poisoned]
 
-    # A redelivered good message (at-least-once delivery) writes nothing new.
+    # A redelivered good message (at-least-once delivery) writes nothing at all: no BatchWriteItem
+    # call, every item as it was.
+    before = {i["song_id"]: i for i in aws.table.scan()["Items"]}
+    writes: list[str] = []
+    _, worker_table, _ = worker._pipeline()
+    worker_table.meta.client.meta.events.register(
+        "before-call.dynamodb.BatchWriteItem", lambda **kw: writes.append("BatchWriteItem")
+    )
     again = [m for m in messages if m["MessageId"] != poisoned][:1]
     assert worker.lambda_handler(sqs_event(again, aws.queue_url), LambdaContextStub()) == {
         "batchItemFailures": []
     }
-    assert aws.table.scan()["Count"] == 25
+    assert writes == []
+    assert {i["song_id"]: i for i in aws.table.scan()["Items"]} == before
+    # The same message after one of its songs changed in the table: exactly one write, so the
+    # counter above does see the worker's writes.
+    changed = json.loads(again[0]["Body"])["songs"][0]["song"]["song_id"]
+    aws.table.update_item(
+        Key={"model_version": before[changed]["model_version"], "song_id": changed},
+        UpdateExpression="SET content_hash = :h",
+        ExpressionAttributeValues={":h": "outdated"},
+    )
+    worker.lambda_handler(sqs_event(again, aws.queue_url), LambdaContextStub())
+    assert writes == ["BatchWriteItem"]
+    after = {i["song_id"]: i for i in aws.table.scan()["Items"]}
+    assert after[changed]["content_hash"] == before[changed]["content_hash"]
+    assert {k: v for k, v in after.items() if k != changed} == {
+        k: v for k, v in before.items() if k != changed
+    }
+
+
+def test_the_splitter_reads_the_version_its_event_names(aws: Aws) -> None:
+    """Two quick uploads to one key: each event splits its own file, not the newest."""
+    splitter = importlib.import_module("ingest.splitter")
+    aws.s3.put_bucket_versioning(Bucket=aws.bucket, VersioningConfiguration={"Status": "Enabled"})
+    lines = DEMO_CATALOG.read_bytes().splitlines(keepends=True)
+    key = "catalogs/daily.jsonl"
+    first = aws.s3.put_object(Bucket=aws.bucket, Key=key, Body=b"".join(lines[:3]))["VersionId"]
+    second = aws.s3.put_object(Bucket=aws.bucket, Key=key, Body=b"".join(lines[:7]))["VersionId"]
+    assert first != second
+    (old,) = splitter.lambda_handler(s3_put_event(aws.bucket, key, first), LambdaContextStub())["files"]
+    (new,) = splitter.lambda_handler(s3_put_event(aws.bucket, key, second), LambdaContextStub())["files"]
+    assert (old["songs"], new["songs"]) == (3, 7)
+    # An event without a version (an unversioned bucket) reads the object as it is.
+    (plain,) = splitter.lambda_handler(s3_put_event(aws.bucket, key), LambdaContextStub())["files"]
+    assert plain["songs"] == 7
+
+
+def test_a_song_too_big_for_a_message_is_skipped_and_the_split_goes_on(aws: Aws) -> None:
+    splitter = importlib.import_module("ingest.splitter")
+    lines = DEMO_CATALOG.read_bytes().splitlines(keepends=True)[:4]
+    ids = {f"id{i}": "\x01" * 256 for i in range(32)}
+    heavy = {"song_id": "heavy", "title": "t", "artist": "a", "lyrics": "\x01" * 30_000 + "\n가사"}
+    lines.insert(2, json.dumps({**heavy, "external_ids": ids}).encode() + b"\n")
+    aws.s3.put_object(Bucket=aws.bucket, Key="big.jsonl", Body=b"".join(lines))
+    (split,) = splitter.lambda_handler(s3_put_event(aws.bucket, "big.jsonl"), LambdaContextStub())["files"]
+    assert (split["songs"], split["skipped"]) == (4, 1)
+    assert (split["rejected"][0]["line"], split["rejected"][0]["song_id"]) == (3, "heavy")
+    bodies = [m["Body"] for m in aws.receive(aws.queue_url)]
+    assert sum(len(json.loads(b)["songs"]) for b in bodies) == 4
 
 
 def test_the_shipped_events_run_through_the_handlers(aws: Aws) -> None:

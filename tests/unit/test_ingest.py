@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -302,3 +304,122 @@ def test_sqs_sender_respects_batch_limits_and_resends_failed_entries(monkeypatch
     sender.send(bodies)
     assert sorted(client.received) == bodies and sender.sent == 25
     assert all(len(c) <= 10 and sum(len(e["MessageBody"]) for e in c) <= 1000 for c in client.calls)
+
+
+# ---------------------------------------------------------------- a song must fit one SQS message
+
+
+def test_a_song_too_big_for_one_message_is_a_rejected_line_everywhere() -> None:
+    from moodtune.ingest import MAX_EXTERNAL_IDS, MAX_SONG_JSON_BYTES
+
+    # A control character is 1 byte in the file's UTF-8 but 6 in JSON (\u0001): these lines pass the
+    # line cap (256 KiB) and the lyrics cap (32 KiB) and would still make a message SQS refuses.
+    ids = {f"id{i}": "\x01" * 256 for i in range(MAX_EXTERNAL_IDS)}
+    heavy = song("heavy", lyrics="\x01" * 30_000 + "\n가사", external_ids=ids)
+    lines = [line(song("a")), line(heavy), line(song("many", external_ids={f"k{i}": "v" for i in range(33)}))]
+    assert all(len(x) < 256 * 1024 for x in lines)
+    parsed = list(parse_catalog(lines))
+    assert isinstance(parsed[0], CatalogEntry)
+    too_big, too_many = parsed[1], parsed[2]
+    assert isinstance(too_big, Rejected) and (too_big.line, too_big.field, too_big.song_id) == (
+        2,
+        None,
+        "heavy",
+    )
+    assert f"over the cap of {MAX_SONG_JSON_BYTES:,} bytes" in too_big.message
+    assert isinstance(too_many, Rejected) and (too_many.line, too_many.field) == (3, "external_ids")
+
+
+def test_the_largest_valid_song_fits_one_message_with_the_longest_source() -> None:
+    from moodtune.fanout import MAX_MESSAGE_BYTES
+    from moodtune.ingest import MAX_SONG_JSON_BYTES, song_json_bytes, validate_song
+
+    ids: dict[str, str] = {}
+    biggest = CatalogSong.model_validate(song("big", lyrics="\x01" * 32_000))
+    while True:  # add external ids until one more passes the cap and is refused
+        more = validate_song(
+            song("big", lyrics="\x01" * 32_000, external_ids={**ids, f"id{len(ids)}": "\x01" * 256}), 1
+        )
+        if isinstance(more, Rejected):
+            break
+        biggest, ids = more.song, dict(more.song.external_ids or {})
+    assert MAX_SONG_JSON_BYTES - 1600 < song_json_bytes(biggest) <= MAX_SONG_JSON_BYTES
+    # The longest source an S3 event can name: a 63-character bucket and a 1,024-byte key.
+    body = encode_message("s3://" + "b" * 63 + "/" + "k" * 1024, [CatalogEntry(999_999_999, biggest)])
+    assert len(body.encode()) <= MAX_MESSAGE_BYTES
+
+
+def test_split_rejects_a_song_that_cannot_fit_a_message_and_goes_on() -> None:
+    small = [line(song(f"s{i}")) for i in range(4)]
+    big = line(song("big", lyrics="가사 " * 400))  # ~2.4 KB as JSON
+    sent: list[list[str]] = []
+    report = split_catalog(
+        [small[0], small[1], big, small[2], small[3]],
+        "s3://bucket/cat.jsonl",
+        sent.append,
+        songs_per_message=2,
+        max_message_bytes=1500,
+    )
+    bodies = [b for call in sent for b in call]
+    assert [(r.line, r.song_id) for r in report.rejected] == [(3, "big")]
+    assert "in one SQS message" in report.rejected[0].message
+    assert report.songs == 4 and all(len(b.encode()) <= 1500 for b in bodies)
+    ids = [p.song.song_id for b in bodies for p in parse_message(b)[1]]
+    assert ids == ["s0", "s1", "s2", "s3"]
+
+
+# ---------------------------------------------------------------- DynamoDB's unprocessed keys and items
+
+
+def _fake_http() -> Any:
+    return SimpleNamespace(status_code=200, headers={})
+
+
+def _as_parsed(value: Any) -> Any:
+    """A request's wire JSON as botocore's parser would give it back (binary values as bytes)."""
+    if isinstance(value, dict):
+        if set(value) == {"B"}:
+            return {"B": base64.b64decode(value["B"])}
+        if set(value) == {"BS"}:
+            return {"BS": [base64.b64decode(v) for v in value["BS"]]}
+        return {k: _as_parsed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_parsed(v) for v in value]
+    return value
+
+
+def _refuse_first(table: Any, operation: str, times: int) -> list[int]:
+    """Answer the first ``times`` calls of ``operation`` with everything unprocessed (as DynamoDB does
+    under throttling), without sending them; returns the list of calls' sizes."""
+    calls: list[int] = []
+
+    def handler(params: dict[str, Any], **_: Any) -> Any:
+        request = _as_parsed(json.loads(params["body"])["RequestItems"])
+        calls.append(sum(len(v.get("Keys", v) if isinstance(v, dict) else v) for v in request.values()))
+        if len(calls) > times:
+            return None
+        if operation == "BatchGetItem":
+            return _fake_http(), {"Responses": {table.name: []}, "UnprocessedKeys": request}
+        return _fake_http(), {"UnprocessedItems": request}
+
+    table.meta.client.meta.events.register(f"before-call.dynamodb.{operation}", handler)
+    return calls
+
+
+def test_unprocessed_items_and_keys_are_sent_again(demo_classifier, songs_table, monkeypatch) -> None:
+    monkeypatch.setattr("moodtune.ingest.time.sleep", lambda s: None)
+    writes = _refuse_first(songs_table, "BatchWriteItem", times=2)
+    reads = _refuse_first(songs_table, "BatchGetItem", times=1)
+    report = ingest_entries(SongScorer(demo_classifier), songs_table, entries(6), group_songs=6)
+    assert report.written == 6 and songs_table.scan()["Count"] == 6
+    assert writes == [6, 6, 6] and reads == [6, 6]  # refused twice / once, then sent again whole
+
+
+def test_keys_that_stay_unprocessed_are_a_store_error(songs_table, monkeypatch) -> None:
+    from moodtune.ingest import StoreError, fetch_stored
+
+    monkeypatch.setattr("moodtune.ingest.time.sleep", lambda s: None)
+    calls = _refuse_first(songs_table, "BatchGetItem", times=100)
+    with pytest.raises(StoreError, match="unprocessed after 8 attempts"):
+        fetch_stored(songs_table, "v1", ["a", "b"])
+    assert len(calls) == 8

@@ -62,6 +62,16 @@ def test_lines_are_nfc_never_nfkc() -> None:
         ("Chorus:", ""),
         ("후렴 2", ""),
         ("[Hook] 다시 한 번 더", "다시 한 번 더"),
+        # A leading marker in parentheses goes the same way as one in brackets.
+        ("(후렴) 다시 한 번 더", "다시 한 번 더"),
+        ("（후렴）다시 한 번 더", "다시 한 번 더"),
+        ("(Chorus 2) 또 만나", "또 만나"),
+        ("(x2) 나나나", "나나나"),
+        ("(2절) 두 번째 이야기", "두 번째 이야기"),
+        ("[Verse 1] (후렴) 가사", "가사"),  # markers in a row
+        ("(후렴)(x2)", ""),
+        ("(사랑해) 너를 불러", "(사랑해) 너를 불러"),  # an aside at the start stays
+        ("너를 불러 (후렴)", "너를 불러 (후렴)"),  # only a leading marker is one
         ("(사랑해)", "(사랑해)"),  # a sung aside, not a section name
         ("너를 (정말) 사랑해", "너를 (정말) 사랑해"),
         ("Bridge over the river", "Bridge over the river"),  # a lyric that starts with a section word
@@ -69,6 +79,16 @@ def test_lines_are_nfc_never_nfkc() -> None:
 )
 def test_section_markers(line: str, expected: str) -> None:
     assert strip_section_marker(line) == expected
+
+
+def test_leading_markers_in_brackets_and_parentheses_chunk_alike_by_hand() -> None:
+    bracketed = "[Hook] 하나\n[Verse] 둘\n셋\n[Chorus] 넷\n다섯"
+    parenthesised = "(Hook) 하나\n(후렴) 둘\n셋\n(x2) 넷\n다섯"
+    expected = ("하나 둘 셋 넷", "다섯")
+    assert prepare_lyrics(bracketed).chunks == expected
+    assert prepare_lyrics(parenthesised).chunks == expected
+    # A song of markers only, in either form, has no chunk (ingest rejects it; model_switch skips it).
+    assert prepare_lyrics("(후렴)\n[Chorus]\n(x2)\n").chunks == ()
 
 
 def test_collapse_repeats_cuts_runs_of_identical_lines_only() -> None:

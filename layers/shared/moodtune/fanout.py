@@ -2,7 +2,8 @@
 
 ``split_catalog`` checks every line with ``moodtune.ingest.parse_catalog`` (so bad lines are reported
 once, by line number, at upload time) and packs the valid songs into message bodies of at most
-``songs_per_message`` songs and ``max_message_bytes`` bytes. ``SqsSender`` sends bodies with
+``songs_per_message`` songs and ``max_message_bytes`` bytes; a song that cannot fit in one message on
+its own is a rejected line, never a message SQS would refuse. ``SqsSender`` sends bodies with
 SendMessageBatch and resends the entries SQS reports as failed. ``parse_message`` is the worker's side.
 
 Delivery is at least once (a re-sent message, a retried upload event): the workers' content-hash check
@@ -136,9 +137,21 @@ def split_catalog(
         if isinstance(parsed, Rejected):
             report.rejected.append(parsed)
             continue
-        report.songs += 1
         song_json = _song_json(parsed)
         size = len(song_json.encode("utf-8")) + 1  # and a comma
+        if overhead + size > max_message_bytes:
+            # SQS would refuse the message, and a retried split would die at this line every time.
+            report.rejected.append(
+                Rejected(
+                    parsed.line,
+                    None,
+                    f"the song is {size - 1:,} bytes in a message, over the room of "
+                    f"{max_message_bytes - overhead - 1:,} bytes in one SQS message",
+                    parsed.song.song_id,
+                )
+            )
+            continue
+        report.songs += 1
         if current and current_bytes + size > max_message_bytes:
             flush_message()
         current.append(song_json)

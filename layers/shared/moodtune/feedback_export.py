@@ -7,7 +7,10 @@ Why this is exactly once by construction (docs/architecture.md, "Feedback export
 
 * A day is ONE object under a key that depends only on the day, and S3 replaces an object
   atomically, so a reader sees a day whole or not at all, and writing a day again can never add a
-  second copy of anything.
+  second copy of anything. The write is conditional on the object read for the merge (If-Match its
+  ETag, If-None-Match "*" when there was none): if another run (a hand export next to the schedule)
+  wrote the day in between, the write is refused and the day is read, merged and written again, so
+  neither run's rows are lost. ExportFeedbackFunction also runs one at a time (reserved concurrency 1).
 * The object is the merge of what is already there and what the table says now, keyed by
   (recommendation_id, song_id): rows the table still has are refreshed, rows the table no longer has
   (TTL expiry, or the same song rated again on a later day) are kept, and the serialisation is
@@ -16,11 +19,15 @@ Why this is exactly once by construction (docs/architecture.md, "Feedback export
 * The rows of day D are the feedback entries whose own ``at`` falls on D. The sparse GSI
   ``ByFeedbackDay`` files a recommendation under the day of its LATEST feedback, and that day only
   ever moves forward, so those entries are found in the GSI partitions D..today: every export reads
-  the partitions from its first day up to today, each once.
+  the partitions from its first day up to today, each once. A record that gets new feedback during
+  the run moves to the partition of the day it is given, so after the reads the clock is read again
+  and the partitions of any day that began meanwhile are read too (a run that crosses midnight).
 * A scheduled run starts after the watermark (``state/export-feedback.json``: the last day that was
-  complete when a run succeeded) and re-exports every day from there to today; the watermark moves
-  only after every day was written. A crash anywhere leaves the watermark where it was, and the next
-  run redoes those days, losing nothing and duplicating nothing. Late arrivals (a write that
+  complete when a run succeeded) and re-exports at most ``max_days_per_run`` days from there (up to
+  today); the watermark moves only after every one of those days was written, to the last of them
+  that is complete, so a long outage is caught up a window at a time, each run making progress. A
+  crash anywhere leaves the watermark where it was, and the next run redoes those days, losing
+  nothing and duplicating nothing. Late arrivals (a write that
   straddles midnight, index lag) land in a day that is still open and are picked up by the next run.
 
 Entries that cannot make a valid row (a missing field, an unknown model version, a song that is not
@@ -46,6 +53,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from moodtune.labels import LABELS
 
@@ -60,6 +68,13 @@ UNKNOWN_MODEL_VERSIONS = frozenset({"unknown", "none", "null"})
 
 # Throttling and 5xx answers are retried with backoff before a run gives up (and the next run redoes it).
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+# Days a scheduled run exports at most (the first run's window is initial_days + 1 = 31 by default).
+MAX_DAYS_PER_RUN = 31
+# Read-merge-write attempts of one day's object while other writers keep changing it.
+WRITE_ATTEMPTS = 5
+# S3's answers to a conditional PutObject whose condition no longer holds (409: a concurrent
+# conditional write to the same key is in flight).
+_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 
 Label = Literal["joy", "sadness", "anger", "fear", "surprise", "disgust", "neutral"]
 
@@ -313,6 +328,19 @@ class ExportResult:
     partitions_read: int = 0
     items_read: int = 0
     watermark: date | None = None
+    more: bool = False  # a scheduled run stopped at max_days_per_run: days after ``until`` are pending
+
+    @classmethod
+    def combine(cls, results: list[ExportResult]) -> ExportResult:
+        """Consecutive runs (the handler catching up a window at a time) as one result."""
+        first, last = results[0], results[-1]
+        total = cls(since=first.since, until=last.until, watermark=last.watermark, more=last.more)
+        for r in results:
+            total.days.extend(r.days)
+            total.problems.update(r.problems)
+            total.partitions_read += r.partitions_read
+            total.items_read += r.items_read
+        return total
 
     @property
     def rows(self) -> int:
@@ -338,6 +366,7 @@ class ExportResult:
             "partitions_read": self.partitions_read,
             "items_read": self.items_read,
             "watermark": self.watermark.isoformat() if self.watermark else None,
+            "more": self.more,
             "days": [
                 {
                     "day": d.day.isoformat(),
@@ -369,10 +398,13 @@ class FeedbackExporter:
         initial_days: int = 30,
         settle: timedelta = timedelta(minutes=15),
         max_days: int = 400,
+        max_days_per_run: int = MAX_DAYS_PER_RUN,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if not bucket:
             raise ExportError("no export bucket: set EXPORT_BUCKET (or pass --bucket)")
+        if max_days_per_run < 1:
+            raise ExportError(f"max_days_per_run must be at least 1, got {max_days_per_run}")
         self.dynamodb = dynamodb_client
         self.s3 = s3_client
         self.table_name = table_name
@@ -381,6 +413,7 @@ class FeedbackExporter:
         self.initial_days = initial_days
         self.settle = settle
         self.max_days = max_days
+        self.max_days_per_run = max_days_per_run
         self.clock = clock
         self._deserializer = TypeDeserializer()
 
@@ -399,14 +432,17 @@ class FeedbackExporter:
         return self._run(since, until, today)
 
     def export_pending(self) -> ExportResult:
-        """The scheduled run: every day after the watermark up to today; then move the watermark to the
-        last day that is complete (ended at least ``settle`` ago)."""
+        """The scheduled run: the days after the watermark up to today, at most ``max_days_per_run`` of
+        them; then move the watermark to the last of those days that is complete (ended at least
+        ``settle`` ago). ``result.more`` says that days after the window are still pending."""
         now = self.clock().astimezone(UTC)
         today = now.date()
         watermark = self.read_watermark()
         since = watermark + timedelta(days=1) if watermark else today - timedelta(days=self.initial_days)
-        result = self._run(since, today, today)
-        complete_through = (now - self.settle).date() - timedelta(days=1)
+        until = min(today, since + timedelta(days=self.max_days_per_run - 1))
+        result = self._run(since, until, today)
+        result.more = until < today
+        complete_through = min((now - self.settle).date() - timedelta(days=1), until)
         if watermark is None or complete_through > watermark:
             self.write_watermark(complete_through, now)
             result.watermark = complete_through
@@ -420,12 +456,17 @@ class FeedbackExporter:
         result = ExportResult(since=since, until=until)
         by_day: dict[date, dict[tuple[str, str], FeedbackRow]] = {d: {} for d in _days(since, until)}
         # An entry of day D sits in the partition of its record's latest feedback, which is D or later.
-        for partition in _days(since, today):
-            result.partitions_read += 1
-            for item in self._partition_items(partition):
-                result.items_read += 1
-                for song_id, entry in entries_of(item):
-                    self._collect(item, song_id, entry, by_day, result.problems)
+        # Feedback given during the reads moves its record to the partition of the day it is given:
+        # while the clock shows a day whose partition was not read, read it too (a run past midnight).
+        first, last = since, today
+        while first <= last:
+            for partition in _days(first, last):
+                result.partitions_read += 1
+                for item in self._partition_items(partition):
+                    result.items_read += 1
+                    for song_id, entry in entries_of(item):
+                        self._collect(item, song_id, entry, by_day, result.problems)
+            first, last = last + timedelta(days=1), max(last, self.clock().astimezone(UTC).date())
         for day, rows in by_day.items():
             result.days.append(self._write_day(day, rows, result.problems))
         if result.problems:
@@ -474,38 +515,61 @@ class FeedbackExporter:
     def _write_day(
         self, day: date, fresh: dict[tuple[str, str], FeedbackRow], problems: Counter[str]
     ) -> DayResult:
+        """Merge the day's object with ``fresh`` and write it, conditional on the object merged with;
+        when another writer got there first, read and merge again (``WRITE_ATTEMPTS`` times)."""
         key = day_key(day, self.prefix)
-        existing_bytes = self._get(key)
-        merged: dict[tuple[str, str], FeedbackRow] = {}
-        if existing_bytes is not None:
+        for _ in range(WRITE_ATTEMPTS):
+            existing_bytes, etag = self._get_with_etag(key)
+            seen: Counter[str] = Counter()  # counted once, from the attempt that is kept
+            merged: dict[tuple[str, str], FeedbackRow] = {}
+            if existing_bytes is not None:
+                try:
+                    for row in parse_rows(decode_lines(existing_bytes), seen):
+                        merged[row.key] = row
+                except (OSError, EOFError, UnicodeDecodeError, ValueError):
+                    seen["unreadable_existing_object"] += 1
+                    logger.warning("existing export object unreadable; rewriting it", extra={"key": key})
+            merged.update(fresh)
+            if not merged:
+                return DayResult(day=day, key=key, rows=0, fresh=0, written=False)
+            data = encode_rows(merged.values())
+            if data == existing_bytes:
+                problems.update(seen)
+                return DayResult(day=day, key=key, rows=len(merged), fresh=len(fresh), written=False)
+            condition = {"IfMatch": etag} if existing_bytes is not None else {"IfNoneMatch": "*"}
             try:
-                for row in parse_rows(decode_lines(existing_bytes), problems):
-                    merged[row.key] = row
-            except (OSError, EOFError, UnicodeDecodeError, ValueError):
-                problems["unreadable_existing_object"] += 1
-                logger.warning("existing export object unreadable; rewriting it", extra={"key": key})
-        merged.update(fresh)
-        if not merged:
-            return DayResult(day=day, key=key, rows=0, fresh=0, written=False)
-        data = encode_rows(merged.values())
-        written = data != existing_bytes
-        if written:
-            self.s3.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=data,
-                ContentType=CONTENT_TYPE,
-                Metadata={"rows": str(len(merged)), "format": "moodtune-feedback-v1"},
-            )
-        return DayResult(day=day, key=key, rows=len(merged), fresh=len(fresh), written=written)
+                self.s3.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=data,
+                    ContentType=CONTENT_TYPE,
+                    Metadata={"rows": str(len(merged)), "format": "moodtune-feedback-v1"},
+                    **condition,
+                )
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                # NoSuchKey under If-Match: the object merged with was deleted meanwhile.
+                if code in _CONFLICT_CODES or ("IfMatch" in condition and code in {"NoSuchKey", "404"}):
+                    logger.info("day object changed while merging; merging again", extra={"key": key})
+                    continue
+                raise
+            problems.update(seen)
+            return DayResult(day=day, key=key, rows=len(merged), fresh=len(fresh), written=True)
+        raise ExportError(
+            f"{key}: changed by another writer on each of {WRITE_ATTEMPTS} attempts; the next run redoes it"
+        )
 
-    def _get(self, key: str) -> bytes | None:
+    def _get_with_etag(self, key: str) -> tuple[bytes | None, str | None]:
         try:
-            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            answer = self.s3.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-                return None
+                return None, None
             raise
+        return answer["Body"].read(), answer["ETag"]
+
+    def _get(self, key: str) -> bytes | None:
+        return self._get_with_etag(key)[0]
 
     # -------------------------------------------------------- the watermark
 
@@ -547,6 +611,10 @@ def exporter_from_env(
     from moodtune.settings import get_settings
 
     settings = get_settings()
+    try:
+        per_run = _RunSettings().export_max_days_per_run
+    except ValidationError as exc:
+        raise ExportError(f"EXPORT_MAX_DAYS_PER_RUN: {exc.errors(include_url=False)[0]['msg']}") from None
     return FeedbackExporter(
         dynamodb_client or boto3.client("dynamodb", config=AWS_CONFIG),
         s3_client or boto3.client("s3", config=AWS_CONFIG),
@@ -554,8 +622,17 @@ def exporter_from_env(
         bucket=bucket if bucket is not None else settings.export_bucket,
         initial_days=settings.export_initial_days,
         settle=timedelta(minutes=settings.export_settle_minutes),
+        max_days_per_run=per_run,
         **({"clock": clock} if clock else {}),
     )
+
+
+class _RunSettings(BaseSettings):
+    """EXPORT_MAX_DAYS_PER_RUN: the days one scheduled run exports at most (a catch-up window)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    export_max_days_per_run: int = Field(default=MAX_DAYS_PER_RUN, ge=1, le=400)
 
 
 # ---------------------------------------------------------------- by hand (``moodtune export-feedback``)

@@ -27,7 +27,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from moodtune.catalog import ScoredSong, song_to_item
@@ -42,9 +51,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Bump when the processing changes in a way LyricsOptions does not capture: every song is re-scored.
-RULES_VERSION = 1
+# 2: a section marker in parentheses at the start of a lyric line ("(후렴) 가사") is stripped.
+RULES_VERSION = 2
 MAX_LYRICS_BYTES = 32 * 1024
 MAX_LINE_BYTES = 256 * 1024
+# A song must travel in one SQS message of the AWS fan-out (moodtune.fanout: 240 KiB with the
+# envelope), so the CLI, the splitter and infra.model_switch all refuse a song larger than this as JSON
+# (escapes counted: a control character takes 6 bytes). The lyrics cap keeps real songs far below it.
+MAX_SONG_JSON_BYTES = 200 * 1024
+MAX_EXTERNAL_IDS = 32
 SONG_ID_MAX_CHARS = 128
 GROUP_SONGS = 128
 # DynamoDB's BatchGetItem limit.
@@ -76,7 +91,13 @@ class CatalogSong(BaseModel):
     year: Annotated[StrictInt, Field(ge=1000, le=2999)] | None = None
     genre: Annotated[StrictStr, Field(max_length=100)] | None = None
     external_ids: (
-        dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[StrictStr, Field(max_length=256)]]
+        Annotated[
+            dict[
+                Annotated[str, Field(min_length=1, max_length=64)],
+                Annotated[StrictStr, Field(max_length=256)],
+            ],
+            Field(max_length=MAX_EXTERNAL_IDS),
+        ]
         | None
     ) = None
 
@@ -103,6 +124,28 @@ class CatalogSong(BaseModel):
         if size > cap:
             raise ValueError(f"{size:,} bytes, over the cap of {cap:,} bytes")
         return value
+
+    @model_validator(mode="after")
+    def _fits_one_message(self) -> CatalogSong:
+        size = song_json_bytes(self)
+        if size > MAX_SONG_JSON_BYTES:
+            raise ValueError(
+                f"the song is {size:,} bytes as JSON, over the cap of {MAX_SONG_JSON_BYTES:,} bytes "
+                "(one SQS message of the fan-out)"
+            )
+        return self
+
+
+def song_json(song: CatalogSong) -> str:
+    """The song as compact JSON, as the fan-out's messages carry it (UTF-8, not \\u escapes)."""
+    return json.dumps(
+        song.model_dump(mode="json", exclude_none=True), ensure_ascii=False, separators=(",", ":")
+    )
+
+
+def song_json_bytes(song: CatalogSong) -> int:
+    """Bytes of ``song_json`` (pydantic has already refused strings that are not valid Unicode)."""
+    return len(song_json(song).encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -169,7 +212,8 @@ def parse_catalog(
         if not raw.strip():
             continue
         if len(raw) > max_line_bytes:
-            yield Rejected(number, None, f"line of {len(raw):,} bytes, over the cap of {max_line_bytes:,}")
+            # ``capped_lines`` cuts an overlong line to the cap + 1 byte: its real length is not known.
+            yield Rejected(number, None, f"line over the cap of {max_line_bytes:,} bytes")
             continue
         try:
             text = raw.decode("utf-8")
@@ -374,11 +418,16 @@ def song_item(model_version: str, song: CatalogSong, score: SongScore, digest: s
     return item
 
 
+class StoreError(RuntimeError):
+    """SongsTable kept refusing part of a request after the retries (throttling that does not pass)."""
+
+
 def fetch_stored(table: Any, model_version: str, song_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     """song_id -> (content_hash, dominant) of the given songs already stored under ``model_version``.
 
     ``table`` is a boto3 resource Table (its client speaks plain Python values). BatchGetItem in slices
-    of 100 keys; unprocessed keys are asked again with a growing pause.
+    of 100 keys; unprocessed keys are asked again with a growing pause; ``StoreError`` when some are
+    still unprocessed after 8 attempts.
     """
     client = table.meta.client
     stored: dict[str, tuple[str, str]] = {}
@@ -406,7 +455,7 @@ def fetch_stored(table: Any, model_version: str, song_ids: Sequence[str]) -> dic
                 break
             time.sleep(min(0.05 * 2**attempt, 2.0))
         else:
-            raise RuntimeError(f"{table.name}: BatchGetItem left keys unprocessed after 8 attempts")
+            raise StoreError(f"{table.name}: BatchGetItem left keys unprocessed after 8 attempts")
     return stored
 
 

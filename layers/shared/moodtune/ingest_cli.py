@@ -190,7 +190,7 @@ def run_ingest(args: argparse.Namespace, console: Console) -> int:
 
     from moodtune.bundle import BundleError
     from moodtune.classifier import EmotionClassifier
-    from moodtune.ingest import GROUP_SONGS, SongScorer, count_lines, ingest_file
+    from moodtune.ingest import GROUP_SONGS, SongScorer, StoreError, count_lines, ingest_file
     from moodtune.lyrics import LyricsOptions
     from moodtune.settings import Settings
 
@@ -237,7 +237,7 @@ def run_ingest(args: argparse.Namespace, console: Console) -> int:
             force=args.force,
             progress=progress,
         )
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, StoreError) as exc:
         raise CliError(
             f"writing to {args.table} failed ({exc}); every song written so far is whole and kept: "
             "run the same command again to resume"

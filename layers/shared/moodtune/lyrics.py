@@ -37,10 +37,11 @@ _SECTION_WORDS = (
     r"후렴|전주|간주|후주|브릿지|브리지|도입|반복|랩|"
     r"verse|chorus|pre-?chorus|post-?chorus|hook|bridge|intro|outro|refrain|interlude|rap|repeat"
 )
-# "(후렴)", "(Chorus 2)", "(x2)", "(2절)", "(반복)": parentheses only when the words name a section, so a
-# sung aside such as "(사랑해)" stays.
+# "(후렴)", "(Chorus 2)", "(x2)", "(2절)", "(반복)" at the start of a line: parentheses only when the words
+# name a section, so a sung aside such as "(사랑해)" stays. Stripped like a bracket marker, so
+# "(후렴) 가사" keeps "가사" as "[Hook] 가사" does.
 _PAREN_MARKER = re.compile(
-    rf"^[\(（]\s*(?:(?:{_SECTION_WORDS})\b[^()（）]{{0,30}}|[x×]\s*\d+|\d+\s*(?:절|번)(?:\s*반복)?)\s*[\)）]$",
+    rf"^[\(（]\s*(?:(?:{_SECTION_WORDS})\b[^()（）]{{0,30}}|[x×]\s*\d+|\d+\s*(?:절|번)(?:\s*반복)?)\s*[\)）]\s*",
     re.IGNORECASE,
 )
 # "Chorus:", "후렴 2" alone on a line.
@@ -97,11 +98,14 @@ def normalize_line(line: str) -> str:
 
 
 def strip_section_marker(line: str) -> str:
-    """The line without a leading [section] marker; "" when the whole line is a marker."""
-    line = _BRACKET_MARKER.sub("", line).strip()
-    if _PAREN_MARKER.match(line) or _LABEL_LINE.match(line):
-        return ""
-    return line
+    """The line without its leading section markers ("[Hook]", "(후렴)", both in a row); "" when the
+    whole line is markers or a label such as "Chorus:"."""
+    while True:
+        stripped = _PAREN_MARKER.sub("", _BRACKET_MARKER.sub("", line)).strip()
+        if stripped == line:
+            break
+        line = stripped
+    return "" if _LABEL_LINE.match(line) else line
 
 
 def filter_unknown_words(line: str, is_known: Callable[[str], bool]) -> tuple[str, int]:
