@@ -10,9 +10,13 @@ through the real export code (QInt8 per-channel weights, onnxruntime-optimised g
   1 and 2 intra-op threads; the ratio is PyTorch's median over the row's median, same run;
 - file sizes; session creation time (INT8 as shipped, i.e. pre-optimised and loaded with optimisation
   off, vs the raw quantized graph optimised at load);
-- peak RSS and wall time of a fresh process that loads a bundle and classifies one text.
+- peak RSS and wall time of a fresh process that loads a bundle and classifies one text;
+- INT8 with 7-bit weights (``reduce_range``, the export's default: the same integers on every x86
+  CPU) against 8-bit weights: latency, and, given a trained checkpoint (``--decisive DIR``, e.g.
+  ``python -m model_export.demo --keep-checkpoint DIR``), top-1 agreement and probability differences
+  against PyTorch fp32 (random weights have no decisive outputs to agree on).
 
-No GPU is used; fine-tuning time on a GPU is not measured here.
+No GPU is used; ``python -m bench.finetune`` times fine-tuning.
 """
 
 from __future__ import annotations
@@ -79,13 +83,14 @@ print(json.dumps({{"import_s": loaded - start, "load_s": created - loaded, "firs
 
 def prepare() -> dict[str, Path]:
     """Random-weight checkpoint, fp32 ONNX, raw INT8 ONNX and the INT8 bundle, cached under .cache/bench."""
-    from model_export.export import export_fp32, quantize_int8
+    from model_export.export import export_fp32, quantize_int8, save_ort_optimized
     from model_export.shapes import build_random_bundle, random_checkpoint
 
     paths = {
         "checkpoint": CACHE / f"{SHAPE}-checkpoint",
         "fp32": CACHE / f"{SHAPE}-fp32" / "model.onnx",
-        "int8_raw": CACHE / f"{SHAPE}-int8-raw.onnx",
+        "int8_raw": CACHE / f"{SHAPE}-int8-raw-7bit.onnx",  # as the bundle, before graph optimisation
+        "int8_8bit": CACHE / f"{SHAPE}-int8-8bit-optimized.onnx",  # --no-reduce-range, as shipped
         "bundle": CACHE / SHAPE,
     }
     if not (paths["checkpoint"] / "config.json").is_file():
@@ -93,8 +98,15 @@ def prepare() -> dict[str, Path]:
     if not paths["fp32"].is_file():
         export_fp32(str(paths["checkpoint"]), paths["fp32"].parent, None)
     if not paths["int8_raw"].is_file():
-        quantize_int8(paths["fp32"], paths["int8_raw"], "QInt8", per_channel=True)
-    build_random_bundle(paths["bundle"], SHAPE, SEED)  # same seed: the same weights as the checkpoint
+        quantize_int8(paths["fp32"], paths["int8_raw"], "QInt8", per_channel=True, reduce_range=True)
+    if not paths["int8_8bit"].is_file():
+        raw = quantize_int8(
+            paths["fp32"], CACHE / "int8-8bit-raw.onnx", "QInt8", per_channel=True, reduce_range=False
+        )
+        save_ort_optimized(raw, paths["int8_8bit"])
+        raw.unlink()
+    # Same seed: the same weights as the checkpoint; 7-bit weights as the export's default.
+    build_random_bundle(paths["bundle"], SHAPE, SEED, reduce_range=True)
     return paths
 
 
@@ -181,6 +193,62 @@ def session_creation(paths: dict[str, Path], repeats: int) -> dict[str, float]:
     }
 
 
+def reduce_range_latency(
+    paths: dict[str, Path], threads_list: list[int], quick: bool
+) -> list[dict[str, Any]]:
+    """Median latency of the shipped INT8 graph with 7-bit (reduce_range) and with 8-bit weights."""
+    import onnxruntime as ort
+
+    from moodtune.classifier import session_options
+
+    rows = []
+    models = {"7bit": paths["bundle"] / "model.onnx", "8bit": paths["int8_8bit"]}
+    for threads in threads_list:
+        sessions = {
+            name: ort.InferenceSession(
+                str(path), session_options(threads, True), providers=["CPUExecutionProvider"]
+            )
+            for name, path in models.items()
+        }
+        rng = np.random.default_rng(2)
+        for batch, tokens in [(1, 16), (1, 64), (32, 64)]:
+            feed = inputs(batch, tokens, 35000, rng)
+            repeats = (5 if batch > 1 else 15) if quick else (15 if batch > 1 else 60)
+            row: dict[str, Any] = {"threads": threads, "batch": batch, "tokens": tokens}
+            for name, session in sessions.items():
+                row[f"int8_{name}_ms"] = median_ms(lambda feed=feed, s=session: s.run(None, feed), repeats)
+            rows.append(row)
+    return rows
+
+
+def reduce_range_agreement(checkpoint: Path) -> dict[str, Any]:
+    """Export a trained checkpoint with 7-bit and with 8-bit weights (the real export, validated on the
+    checkpoint's test.tsv when it has one) and collect each one's parity and accuracy figures."""
+    from model_export.export import ExportOptions, export_bundle
+
+    eval_file = checkpoint / "test.tsv"
+    out: dict[str, Any] = {"checkpoint": str(checkpoint)}
+    for name, reduce_range in (("7bit", True), ("8bit", False)):
+        manifest = export_bundle(
+            ExportOptions(
+                checkpoint=str(checkpoint),
+                out_dir=CACHE / f"decisive-{name}",
+                prefix=f"bench-{name}",
+                eval_file=eval_file if eval_file.is_file() else None,
+                min_agreement=0.0,  # measured here, not gated
+                reduce_range=reduce_range,
+            )
+        )
+        m = manifest["metrics"]
+        out[name] = {
+            "n_texts": m["n_texts"],
+            **m["parity"]["onnx_int8_vs_pytorch"],
+            "accuracy_onnx_int8": m.get("accuracy", {}).get("onnx_int8"),
+            "accuracy_pytorch_fp32": m.get("accuracy", {}).get("pytorch_fp32"),
+        }
+    return out
+
+
 def fresh_process(code: str) -> dict[str, float]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
@@ -207,6 +275,47 @@ def machine() -> str:
     except OSError:
         pass
     return f"{os.cpu_count()}-core {platform.machine()} ({cpu}), Python {platform.python_version()}"
+
+
+def render_reduce_range(latency: list[dict[str, Any]], agreement: dict[str, Any] | None) -> list[str]:
+    out = [
+        "",
+        "INT8 weights: 7-bit (`reduce_range`, the export's default: the same integer results on AVX2, "
+        "AVX-512 and VNNI CPUs) vs 8-bit (`--no-reduce-range`); graphs as shipped; ratio = 8-bit / 7-bit",
+        "",
+        "| threads | batch × tokens | INT8 7-bit ms | INT8 8-bit ms (×) |",
+        "|---|---|---|---|",
+    ]
+    for r in latency:
+        seven, eight = r["int8_7bit_ms"], r["int8_8bit_ms"]
+        case = f"{r['batch']} × {r['tokens']}"
+        out.append(f"| {r['threads']} | {case} | {seven:.2f} | {eight:.2f} ({eight / seven:.2f}×) |")
+    out.append("")
+    if agreement is None:
+        out.append(
+            "Agreement with fp32: not measured (random weights are not decisive); pass `--decisive DIR`, "
+            "a trained checkpoint such as `python -m model_export.demo --keep-checkpoint DIR` writes."
+        )
+        return out
+    n = agreement["7bit"]["n_texts"]
+    out += [
+        f"INT8 vs PyTorch fp32 on {n} held-out texts, trained checkpoint `{agreement['checkpoint']}`:",
+        "",
+        "| INT8 weights | top-1 agreement | mean abs Δp | max abs Δp | INT8 accuracy (fp32) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("7bit", "8bit"):
+        a = agreement[name]
+        accuracy = (
+            "n/a"
+            if a["accuracy_onnx_int8"] is None
+            else f"{a['accuracy_onnx_int8']:.3f} ({a['accuracy_pytorch_fp32']:.3f})"
+        )
+        out.append(
+            f"| {name.replace('bit', '-bit')} | {a['top1_agreement']:.3f} | {a['mean_abs_diff']:.5f} "
+            f"| {a['max_abs_diff']:.4f} | {accuracy} |"
+        )
+    return out
 
 
 def render(rows, creation, size, fresh) -> str:
@@ -255,8 +364,6 @@ def render(rows, creation, size, fresh) -> str:
             f"| {name} | {f['import_s']:.2f} | {f['load_s']:.2f} | {f['first_predict_s'] * 1000:.0f} | "
             f"{f['total_s']:.2f} | {f['peak_rss_mb']:.0f} |"
         )
-    out.append("")
-    out.append("GPU fine-tuning time: not measured (no GPU in this run).")
     return "\n".join(out)
 
 
@@ -265,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--threads", default="1,2", help="comma-separated intra-op thread counts")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--decisive",
+        type=Path,
+        metavar="DIR",
+        help="trained checkpoint for the 7-bit vs 8-bit agreement figures (its test.tsv is the eval set)",
+    )
     args = parser.parse_args(argv)
     threads = [int(t) for t in args.threads.split(",")]
 
@@ -282,10 +395,21 @@ def main(argv: list[str] | None = None) -> int:
         _FRESH_TORCH.format(checkpoint=str(paths["checkpoint"]))
     )
     size = sizes(paths)
+    rr_latency = reduce_range_latency(paths, threads, args.quick)
+    rr_agreement = reduce_range_agreement(args.decisive) if args.decisive else None
     print(render(rows, creation, size, fresh))
+    print("\n".join(render_reduce_range(rr_latency, rr_agreement)))
     if args.json:
         args.json.write_text(
-            json.dumps({"latency": rows, "creation_ms": creation, "sizes": size, "fresh": fresh})
+            json.dumps(
+                {
+                    "latency": rows,
+                    "creation_ms": creation,
+                    "sizes": size,
+                    "fresh": fresh,
+                    "reduce_range": {"latency": rr_latency, "agreement": rr_agreement},
+                }
+            )
         )
     return 0
 

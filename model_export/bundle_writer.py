@@ -12,6 +12,7 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
+from model_export.errors import ModelExportError
 from moodtune.bundle import (
     FORMAT_VERSION,
     MANIFEST_FILE,
@@ -82,8 +83,33 @@ def stage_bundle(
     return manifest
 
 
+def check_target(out_dir: Path, checkpoint: str | Path | None = None) -> None:
+    """Refuse an ``out_dir`` that publishing would wrongly delete: only an absent path, an empty
+    directory or an existing bundle (a directory with manifest.json) may be replaced, and never the
+    checkpoint being exported or a directory that holds it."""
+    out = Path(out_dir).resolve()
+    if checkpoint is not None and Path(checkpoint).exists():
+        source = Path(checkpoint).resolve()
+        if source == out or out in source.parents:
+            raise ModelExportError(
+                f"{out_dir}: is (or holds) the checkpoint {checkpoint}; writing the bundle there would "
+                "delete it. Choose another --out directory."
+            )
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir():
+        raise ModelExportError(f"{out_dir}: exists and is not a directory. Choose another --out path.")
+    if any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
+        raise ModelExportError(
+            f"{out_dir}: not empty and not a model bundle (no {MANIFEST_FILE}); it would be replaced "
+            "entirely. Choose a new or empty directory, or an existing bundle to replace."
+        )
+
+
 def publish(staging: Path, out_dir: Path) -> Path:
-    """Move a staged bundle to ``out_dir``, replacing any bundle there, by renames only."""
+    """Move a staged bundle to ``out_dir``, replacing any bundle there, by renames only (see
+    ``check_target`` for what may be replaced)."""
+    check_target(out_dir)
     out_dir = out_dir.resolve()
     if out_dir.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))

@@ -23,8 +23,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import random
 import re
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -158,7 +160,7 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[object, object]]:
 
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+    except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
         raise ModelExportError(
             f"{path}: not a readable .xlsx workbook ({exc}). Re-download or re-save it."
         ) from exc
@@ -180,8 +182,14 @@ def _read_text(path: Path, encodings: Sequence[str]) -> str:
 
 def _delimited_rows(path: Path, encodings: Sequence[str]) -> Iterator[tuple[object, object]]:
     text = _read_text(path, encodings)
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    yield from _table_rows(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), path)
+    kind = "TSV" if path.suffix.lower() == ".tsv" else "CSV"
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if kind == "TSV" else ",")
+    try:
+        yield from _table_rows(reader, path)
+    except csv.Error as exc:  # e.g. a field over csv's size limit (an unclosed quote swallows the file)
+        raise ModelExportError(
+            f"{path}:{reader.line_num}: not readable as {kind} ({exc}). Check the quoting near that line."
+        ) from exc
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[object, object]]:
@@ -215,13 +223,13 @@ def detect_format(path: Path) -> str:
             raise ModelExportError(f"{path}: not a readable .xlsx workbook ({exc}).") from exc
         return "single-turn" if {"Sentence", "Emotion"} <= set(first) else "continuous"
     if suffix == ".csv":
-        head = path.read_bytes()[:4096]
+        # Only the header line: a fixed-size prefix could end inside a two-byte cp949 character.
+        with path.open("rb") as f:
+            header = f.readline(1 << 16)
         for encoding in ("utf-8-sig", "cp949"):
-            try:
-                if "발화문" in head.decode(encoding, errors="strict" if encoding == "cp949" else "ignore"):
-                    return "speech"
-            except UnicodeDecodeError:
-                continue
+            # A header cut at 64 KiB may end in half a character; ignoring it keeps the column names.
+            if "발화문" in header.decode(encoding, errors="ignore"):
+                return "speech"
         return "plain"
     if suffix in (".tsv", ".jsonl"):
         return "plain"
@@ -350,6 +358,24 @@ def _check_stratifiable(examples: Sequence[Example], parts: int, what: str) -> N
         )
 
 
+def _check_split_sizes(n: int, n_labels: int, val_size: float, test_size: float) -> None:
+    """Each part of a stratified split must hold at least one example per label; check the part sizes
+    scikit-learn will make (test = ceil(test_size·n), then validation out of the rest) before it
+    fails with its own message."""
+    n_test = math.ceil(test_size * n)
+    n_rest = n - n_test
+    n_val = math.ceil(val_size / (1 - test_size) * n_rest)
+    parts = {"test": n_test, "validation": n_val, "train": n_rest - n_val}
+    small = {name: size for name, size in parts.items() if size < n_labels}
+    if small:
+        hint = "lower --val-size/--test-size" if "train" in small else "raise --val-size/--test-size"
+        raise ModelExportError(
+            f"{n} examples are too few for a stratified split with {n_labels} labels: "
+            + ", ".join(f"the {name} part would get {size}" for name, size in small.items())
+            + f", and each part needs at least one example per label. Add data, or {hint}."
+        )
+
+
 def stratified_split(
     examples: Sequence[Example], val_size: float, test_size: float, seed: int
 ) -> tuple[list[Example], list[Example], list[Example]]:
@@ -361,12 +387,19 @@ def stratified_split(
             f"val size {val_size} and test size {test_size} must be fractions summing below 1."
         )
     _check_stratifiable(examples, 3, "a train/validation/test split")
-    rest, test = train_test_split(
-        list(examples), test_size=test_size, stratify=[e.label for e in examples], random_state=seed
-    )
-    train, val = train_test_split(
-        rest, test_size=val_size / (1 - test_size), stratify=[e.label for e in rest], random_state=seed
-    )
+    _check_split_sizes(len(examples), len({e.label for e in examples}), val_size, test_size)
+    try:
+        rest, test = train_test_split(
+            list(examples), test_size=test_size, stratify=[e.label for e in examples], random_state=seed
+        )
+        train, val = train_test_split(
+            rest, test_size=val_size / (1 - test_size), stratify=[e.label for e in rest], random_state=seed
+        )
+    except ValueError as exc:  # a stratification the size checks above did not foresee
+        raise ModelExportError(
+            f"cannot split {len(examples)} examples into stratified train/validation/test parts ({exc}). "
+            "Add data or change --val-size/--test-size."
+        ) from exc
     return train, val, test
 
 

@@ -4,12 +4,20 @@
 
 The bundle is refused (nothing written, exit status 2) when the INT8 model's top-1 agreement with the
 PyTorch fp32 model is below ``--min-agreement``.
+
+Weights are quantized with ``reduce_range`` (7-bit) by default. onnxruntime's U8S8 integer matmul on
+AVX2 and AVX-512 CPUs without VNNI multiplies with VPMADDUBSW, which adds two u8×s8 products into a
+saturating int16; with 8-bit weights that sum can reach 2·255·127 = 64,770 and clip, while a VNNI CPU
+accumulates in int32 and never clips. So an 8-bit-weight model gives different probabilities on
+different x86 hosts (0.047 on one demo sentence). With 7-bit weights the sum is at most 2·255·64 =
+32,640 < 32,767: every x86 kernel computes the same integers, and only float rounding differs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import platform
 import shutil
 import statistics
 import tempfile
@@ -22,7 +30,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from model_export.bundle_writer import publish, stage_bundle, staging_dir
+from model_export.bundle_writer import check_target, publish, stage_bundle, staging_dir
 from model_export.datasets import Example, load_datasets
 from model_export.errors import ModelExportError, run_cli, setup_logging
 from model_export.parity_texts import PARITY_TEXTS
@@ -53,6 +61,7 @@ class ExportOptions:
     max_length: int | None = None
     weight_type: str = "QInt8"
     per_channel: bool = True
+    reduce_range: bool = True  # 7-bit weights: the same integer results on every x86 CPU (module doc)
     save_optimized: bool = True
     opset: int | None = None
     latency_texts: int = 16
@@ -92,6 +101,16 @@ def check_checkpoint(checkpoint: str) -> Any:
     return config
 
 
+def check_max_length(checkpoint: str, config: Any, max_length: int) -> None:
+    """Refuse a token limit the model's position embeddings cannot hold (it would fail at inference)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if isinstance(limit, int) and max_length > limit:
+        raise ModelExportError(
+            f"{checkpoint}: max length {max_length} is above the model's max_position_embeddings {limit}; "
+            f"texts that long cannot be classified. Pass --max-length {limit} or less."
+        )
+
+
 def load_tokenizer(checkpoint: str, max_length: int | None) -> tuple[Any, int]:
     """The checkpoint's fast tokenizer as a plain ``tokenizers.Tokenizer`` and the max length to use."""
     from transformers import AutoTokenizer
@@ -120,26 +139,62 @@ def export_fp32(checkpoint: str, out_dir: Path, opset: int | None) -> Path:
     """Optimum's ONNX export (task text-classification); returns the fp32 model.onnx."""
     from optimum.exporters.onnx import main_export
 
-    main_export(
-        checkpoint,
-        output=out_dir,
-        task="text-classification",
-        opset=opset,
-        do_validation=False,  # validated below against PyTorch, on real texts, with the INT8 model too
-        library_name="transformers",
-    )
+    try:
+        main_export(
+            checkpoint,
+            output=out_dir,
+            task="text-classification",
+            opset=opset,
+            do_validation=False,  # validated below against PyTorch, on real texts, with the INT8 model too
+            library_name="transformers",
+        )
+    except ModelExportError:
+        raise
+    except Exception as exc:  # transformers and Optimum raise OSError, ValueError, KeyError, …
+        raise ModelExportError(
+            f"{checkpoint}: Optimum could not export it to ONNX ({type(exc).__name__}: {exc}). It must "
+            "be a complete ElectraForSequenceClassification-compatible checkpoint (config.json, "
+            "model.safetensors or pytorch_model.bin, tokenizer files), as `python -m model_export.train` "
+            "writes."
+        ) from exc
     model = out_dir / MODEL_FILE
     if not model.is_file():
         raise ModelExportError(f"{out_dir}: Optimum wrote no {MODEL_FILE}.")
     return model
 
 
-def quantize_int8(fp32: Path, out: Path, weight_type: str, per_channel: bool) -> Path:
-    """Dynamic INT8 quantization of the un-fused fp32 graph (a fused graph fails or runs slower)."""
+def quantize_int8(
+    fp32: Path, out: Path, weight_type: str, per_channel: bool, reduce_range: bool = True
+) -> Path:
+    """Dynamic INT8 quantization of the un-fused fp32 graph (a fused graph fails or runs slower).
+    ``reduce_range``: 7-bit weights, for the same results on every x86 CPU (see the module doc)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(fp32, out, weight_type=QuantType[weight_type], per_channel=per_channel)
+    quantize_dynamic(
+        fp32, out, weight_type=QuantType[weight_type], per_channel=per_channel, reduce_range=reduce_range
+    )
     return out
+
+
+# x86 instruction sets that pick onnxruntime's integer matmul kernel, and ARM's dot-product ones.
+INT8_CPU_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def cpu_info() -> dict[str, Any]:
+    """The exporting host's CPU and which of INT8_CPU_FLAGS it has (None where /proc/cpuinfo is not
+    readable), so that a cross-machine difference in the manifest's examples can be explained."""
+    info: dict[str, Any] = {"machine": platform.machine(), "model": None, "flags": None}
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "model name" and info["model"] is None:
+            info["model"] = value
+        elif key in ("flags", "Features") and info["flags"] is None:  # x86, ARM
+            info["flags"] = [f for f in INT8_CPU_FLAGS if f in value.split()]
+    return info
 
 
 def save_ort_optimized(model: Path, out: Path) -> Path:
@@ -309,8 +364,10 @@ def validate(
 
 def export_bundle(opts: ExportOptions) -> dict[str, Any]:
     """Export, quantize, validate and publish a bundle; return its manifest. Raises ModelExportError."""
+    check_target(opts.out_dir, opts.checkpoint)
     config = check_checkpoint(opts.checkpoint)
     tokenizer, max_length = load_tokenizer(opts.checkpoint, opts.max_length)
+    check_max_length(opts.checkpoint, config, max_length)
     if opts.eval_examples is not None:
         examples, eval_source = opts.eval_examples, opts.eval_name
     elif opts.eval_file is not None:
@@ -320,6 +377,13 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
             [Example(t, "") for t in PARITY_TEXTS],
             "model_export.parity_texts (unlabelled)",
         )
+        log.warning(
+            "no --eval file: validating on %d built-in unlabelled sentences only, so there are no "
+            "accuracy figures and the agreement gate is coarse (one disagreement gives %.3f). Pass --eval "
+            "with a labelled held-out file (train writes test.tsv next to the checkpoint).",
+            len(PARITY_TEXTS),
+            1 - 1 / len(PARITY_TEXTS),
+        )
     if not examples:
         raise ModelExportError(f"{eval_source}: no usable labelled texts to validate the export on.")
 
@@ -327,7 +391,7 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="moodtune-export-"))
     try:
         fp32 = export_fp32(opts.checkpoint, work / "fp32", opts.opset)
-        int8 = quantize_int8(fp32, work / "int8.onnx", opts.weight_type, opts.per_channel)
+        int8 = quantize_int8(fp32, work / "int8.onnx", opts.weight_type, opts.per_channel, opts.reduce_range)
         served = save_ort_optimized(int8, work / "int8-optimized.onnx") if opts.save_optimized else int8
         sizes = {"onnx_fp32_bytes": fp32.stat().st_size, "onnx_int8_bytes": served.stat().st_size}
         bundle_dir = staging / "bundle"
@@ -355,6 +419,8 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
                 "method": "onnxruntime.quantize_dynamic",
                 "weight_type": opts.weight_type,
                 "per_channel": opts.per_channel,
+                "reduce_range": opts.reduce_range,
+                "exported_on": cpu_info(),
             },
             "graph_optimization": {
                 "saved": opts.save_optimized,
@@ -399,6 +465,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales"
     )
+    p.add_argument(
+        "--no-reduce-range",
+        action="store_true",
+        help="8-bit instead of 7-bit weights: results then differ between AVX2 and VNNI CPUs",
+    )
     p.add_argument("--no-save-optimized", action="store_true", help="ship the raw INT8 graph")
     p.add_argument("--opset", type=int)
     p.add_argument("--threads", type=int, default=1, help="threads for the latency figures (default 1)")
@@ -418,6 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_length=args.max_length,
             weight_type=args.weight_type,
             per_channel=not args.per_tensor,
+            reduce_range=not args.no_reduce_range,
             save_optimized=not args.no_save_optimized,
             opset=args.opset,
             threads=args.threads,

@@ -45,17 +45,32 @@ def _local_files(path: Path) -> Iterator[tuple[str, bytes]]:
 
 def _s3_files(uri: str) -> Iterator[tuple[str, bytes]]:
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     if not bucket:
         raise ModelExportError(f"{uri}: expected s3://bucket/prefix.")
-    s3 = boto3.client("s3")
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    keys = sorted(
-        obj["Key"] for page in pages for obj in page.get("Contents", []) if _is_rows_file(obj["Key"])
-    )
-    for key in keys:
-        yield f"s3://{bucket}/{key}", s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    where = uri
+    try:
+        s3 = boto3.client("s3")
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        keys = sorted(
+            obj["Key"] for page in pages for obj in page.get("Contents", []) if _is_rows_file(obj["Key"])
+        )
+        for key in keys:
+            where = f"s3://{bucket}/{key}"
+            yield where, s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise ModelExportError(
+            f"{where}: S3 refused the read ({error.get('Code', '?')}: {error.get('Message', exc)}). Check "
+            "the bucket name and prefix, the region (AWS_REGION) and that your credentials may read it."
+        ) from exc
+    except BotoCoreError as exc:  # no credentials, no region, endpoint unreachable, …
+        raise ModelExportError(
+            f"{where}: cannot read the feedback export from S3 ({exc}). Configure AWS credentials and a "
+            "region (aws configure, or AWS_PROFILE / AWS_REGION), or download the export and pass a path."
+        ) from exc
 
 
 def _latest_answers(rows: list, report: LoadReport) -> list:

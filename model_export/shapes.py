@@ -68,19 +68,26 @@ def random_checkpoint(out_dir: Path, shape: str = "koelectra-small", seed: int =
     return save_checkpoint(model, tokenizer, out_dir, max_length=128)
 
 
-def _cached(out_dir: Path, shape: str, seed: int) -> bool:
+def _cached(out_dir: Path, shape: str, seed: int, reduce_range: bool) -> bool:
     try:
         bundle = load_bundle(out_dir)
     except BundleError:
         return False
-    return bundle.manifest.get("source", {}).get("random_shape") == {"shape": shape, "seed": seed}
+    manifest = bundle.manifest
+    return (
+        manifest.get("source", {}).get("random_shape") == {"shape": shape, "seed": seed}
+        and manifest.get("quantization", {}).get("reduce_range", False) == reduce_range
+    )
 
 
-def build_random_bundle(out_dir: Path, shape: str = "koelectra-small", seed: int = 0) -> Path:
-    """A random-weight INT8 bundle of ``shape`` at ``out_dir``; reused when one with the same shape and
-    seed is already there. Returns ``out_dir``."""
+def build_random_bundle(
+    out_dir: Path, shape: str = "koelectra-small", seed: int = 0, reduce_range: bool = True
+) -> Path:
+    """A random-weight INT8 bundle of ``shape`` at ``out_dir`` (7-bit weights unless ``reduce_range``
+    is False, as the export does); reused when one with the same shape, seed and weight range is
+    already there. Returns ``out_dir``."""
     out_dir = Path(out_dir)
-    if _cached(out_dir, shape, seed):
+    if _cached(out_dir, shape, seed, reduce_range):
         return out_dir
     work = Path(tempfile.mkdtemp(prefix="moodtune-shape-"))
     try:
@@ -91,6 +98,7 @@ def build_random_bundle(out_dir: Path, shape: str = "koelectra-small", seed: int
                 out_dir=out_dir,
                 prefix=f"random-{shape}",
                 min_agreement=0.0,  # random weights: parity is recorded, not required
+                reduce_range=reduce_range,
                 latency_texts=4,
                 latency_repeats=2,
                 source_extra={"random_shape": {"shape": shape, "seed": seed}},

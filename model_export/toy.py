@@ -26,14 +26,20 @@ TOY_TEXTS = [
 ]
 
 
-def toy_graph(vocab_size: int, dim: int = 16, seed: int = 0) -> onnx.ModelProto:
-    """ONNX graph: logits = mean(E[input_ids] + T[token_type_ids] over the attention mask) @ W + b."""
+def toy_graph(
+    vocab_size: int,
+    dim: int = 16,
+    seed: int = 0,
+    n_labels: int = NUM_LABELS,
+) -> onnx.ModelProto:
+    """ONNX graph: logits = mean(E[input_ids] + T[token_type_ids] over the attention mask) @ W + b.
+    (``n_labels`` other than 7 builds a wrong graph for tests.)"""
     rng = np.random.default_rng(seed)
     inits = [
         numpy_helper.from_array(rng.normal(0, 1, (vocab_size, dim)).astype(np.float32), "E"),
         numpy_helper.from_array(rng.normal(0, 0.1, (2, dim)).astype(np.float32), "T"),
-        numpy_helper.from_array(rng.normal(0, 1, (dim, NUM_LABELS)).astype(np.float32), "W"),
-        numpy_helper.from_array(rng.normal(0, 0.1, (NUM_LABELS,)).astype(np.float32), "b"),
+        numpy_helper.from_array(rng.normal(0, 1, (dim, n_labels)).astype(np.float32), "W"),
+        numpy_helper.from_array(rng.normal(0, 0.1, (n_labels,)).astype(np.float32), "b"),
         numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
     ]
@@ -54,7 +60,7 @@ def toy_graph(vocab_size: int, dim: int = 16, seed: int = 0) -> onnx.ModelProto:
         helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
         for name in ("input_ids", "attention_mask", "token_type_ids")
     ]
-    output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", NUM_LABELS])
+    output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_labels])
     graph = helper.make_graph(nodes, "toy_emotion", inputs, [output], inits)
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="moodtune-toy"

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from model_export.datasets import Example
 from model_export.errors import ModelExportError, run_cli, setup_logging
-from moodtune.labels import LABEL_INDEX, LABELS, NUM_LABELS
+from moodtune.labels import LABEL_INDEX, LABELS, NUM_LABELS, canonical_label
 
 log = logging.getLogger("model_export.train")
 
@@ -39,7 +39,7 @@ LABEL2ID = {label: i for i, label in ID2LABEL.items()}
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters; every field is a CLI flag."""
+    """Hyper-parameters; every field is a CLI flag (``progress`` is ``--no-progress``)."""
 
     epochs: int = 3
     lr: float = 5e-5
@@ -331,8 +331,9 @@ def save_checkpoint(model: Any, tokenizer: Any, out_dir: Path, max_length: int) 
 
 
 def load_model(checkpoint: str, cfg: TrainConfig) -> tuple[Any, Any]:
-    """Model and tokenizer from a local directory or hub name, with a fresh 7-label head in our order."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """Model and tokenizer from a local directory or hub name, with a 7-label head in our order (see
+    ``align_head``)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     kwargs: dict[str, Any] = {
         "num_labels": NUM_LABELS,
@@ -346,18 +347,92 @@ def load_model(checkpoint: str, cfg: TrainConfig) -> tuple[Any, Any]:
             "classifier_dropout": cfg.dropout,
         }
     try:
+        config = AutoConfig.from_pretrained(checkpoint)
+        check_max_length(checkpoint, config, cfg.max_length)
         tokenizer = AutoTokenizer.from_pretrained(checkpoint, use_fast=True)
-        # A checkpoint fine-tuned on other labels gets a new head (its old one has the wrong size).
-        model = AutoModelForSequenceClassification.from_pretrained(
-            checkpoint, ignore_mismatched_sizes=True, **kwargs
+        # A head of another size is replaced by a fresh one; one of the right size is kept and
+        # align_head puts its rows in our label order (or replaces it).
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
+            checkpoint, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError) as exc:
         raise ModelExportError(
             f"{checkpoint}: cannot load a checkpoint and tokenizer there ({exc}). Give a directory with "
             "config.json, weights and tokenizer files, or a hub name such as "
             "monologg/koelectra-small-v3-discriminator (needs internet)."
         ) from exc
+    their_labels = [str(config.id2label.get(i, f"LABEL_{i}")) for i in range(config.num_labels)]
+    align_head(model, their_labels, loading, checkpoint)
     return model, tokenizer
+
+
+def check_max_length(checkpoint: str, config: Any, max_length: int) -> None:
+    """Refuse a --max-length the checkpoint's position embeddings cannot hold, before any training."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if isinstance(limit, int) and max_length > limit:
+        raise ModelExportError(
+            f"{checkpoint}: --max-length {max_length} is above the model's max_position_embeddings "
+            f"{limit}. Pass --max-length {limit} or less."
+        )
+
+
+def output_layer(model: nn.Module) -> tuple[str, nn.Linear] | None:
+    """The classifier's last linear layer with one output per label (ELECTRA: classifier.out_proj)."""
+    found = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and module.out_features == NUM_LABELS:
+            found = (name, module)
+    return found
+
+
+def align_head(model: nn.Module, their_labels: list[str], loading: dict[str, Any], checkpoint: str) -> str:
+    """Make the classification head's rows follow moodtune's label order; return what was done.
+
+    ``ignore_mismatched_sizes`` only replaces a head of the wrong size: a 7-label head in another order
+    would be loaded as is and read under our ``id2label``. So a loaded head is checked against the
+    checkpoint's ``id2label``: in our order it is kept; a permutation of our labels (any known
+    spelling, e.g. 기쁨/행복) has its rows reordered; other names (LABEL_0…, other classes) cannot be
+    mapped and the output layer is re-initialised, with a warning.
+    """
+    found = output_layer(model)
+    if found is None:
+        raise ModelExportError(
+            f"{checkpoint}: no {NUM_LABELS}-output linear layer in the classifier; moodtune needs an "
+            "ElectraForSequenceClassification-compatible model."
+        )
+    name, layer = found
+    fresh = {f"{name}.weight", f"{name}.bias"}
+    replaced = set(loading.get("missing_keys", [])) | {m[0] for m in loading.get("mismatched_keys", [])}
+    if fresh & replaced:
+        if len(their_labels) != NUM_LABELS and loading.get("mismatched_keys"):
+            log.warning(
+                "%s: its head has %d labels; a new %d-label head is trained",
+                checkpoint,
+                len(their_labels),
+                NUM_LABELS,
+            )
+        return "new"
+    mapped = [canonical_label(label) for label in their_labels]
+    if mapped == list(LABELS):
+        return "kept"
+    if sorted(m or "" for m in mapped) == sorted(LABELS):
+        order = [mapped.index(label) for label in LABELS]
+        with torch.no_grad():
+            layer.weight.copy_(layer.weight[order].clone())
+            layer.bias.copy_(layer.bias[order].clone())
+        log.info("%s: head rows reordered from %s to moodtune's order", checkpoint, their_labels)
+        return "permuted"
+    log.warning(
+        "%s: its %d labels %s do not map to moodtune's %s; the output layer %s is re-initialised and "
+        "trained from scratch",
+        checkpoint,
+        NUM_LABELS,
+        their_labels,
+        list(LABELS),
+        name,
+    )
+    model._init_weights(layer)
+    return "reinitialised"
 
 
 # --- plots -------------------------------------------------------------------------------------------
@@ -425,9 +500,23 @@ def _train_one(checkpoint: str, train: list[Example], val: list[Example], cfg: T
     return model, tokenizer, result, val_metrics
 
 
+def folds_with_feedback(
+    pool: list[Example], feedback: list[Example], k: int, seed: int
+) -> list[tuple[list[Example], list[Example]]]:
+    """Stratified K folds of the labelled ``pool``, with the weak-labelled feedback rows added to each
+    fold's training part only: a fold is validated on real labels, as the final model is."""
+    from model_export.datasets import stratified_folds
+
+    folds = []
+    for fold_train, fold_val in stratified_folds(pool, k, seed):
+        held_out = {e.text for e in fold_val}
+        folds.append((fold_train + [e for e in feedback if e.text not in held_out], fold_val))
+    return folds
+
+
 def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
     """The whole command: data, optional K folds, final model, checkpoint, metrics.json, plots."""
-    from model_export.datasets import balance, load_datasets, stratified_folds, stratified_split
+    from model_export.datasets import balance, load_datasets, stratified_split
     from model_export.feedback import load_feedback
 
     examples, report = load_datasets(args.data, args.format, args.strict_labels)
@@ -440,13 +529,13 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
     train, val, test = stratified_split(examples, args.val_size, args.test_size, cfg.seed)
 
     feedback_summary = None
+    added: list[Example] = []
     if args.feedback:
         held_out = {e.text for e in val + test}
         rows, fb_report = load_feedback(args.feedback, args.feedback_weight)
         added = [e for e in rows if e.text not in held_out]
         fb_report.dropped["text in validation/test split"] += len(rows) - len(added)
         fb_report.dropped = +fb_report.dropped
-        train = train + added
         feedback_summary = {"added": len(added), "summary": fb_report.summary()}
         log.info("%s", fb_report.summary())
 
@@ -462,15 +551,15 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
             "dropped": dict(report.dropped),
             "repaired": {f"{r}→{c}": n for (r, c), n in report.repaired.items()},
             "balance_messages": messages,
-            "splits": {"train": len(train), "val": len(val), "test": len(test)},
+            "splits": {"train": len(train) + len(added), "val": len(val), "test": len(test)},
             "feedback": feedback_summary,
         },
     }
 
     if args.folds:
-        pool = train + val
         fold_figures = []
-        for k, (fold_train, fold_val) in enumerate(stratified_folds(pool, args.folds, cfg.seed), start=1):
+        folds = folds_with_feedback(train + val, added, args.folds, cfg.seed)
+        for k, (fold_train, fold_val) in enumerate(folds, start=1):
             *_, figures = _train_one(
                 args.checkpoint, fold_train, fold_val, cfg, desc=f"fold {k}/{args.folds}"
             )
@@ -498,7 +587,7 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
         )
 
     started = time.perf_counter()
-    model, tokenizer, result, val_metrics = _train_one(args.checkpoint, train, val, cfg, desc="final")
+    model, tokenizer, result, val_metrics = _train_one(args.checkpoint, train + added, val, cfg, desc="final")
     test_enc = encode(tokenizer, test, cfg.max_length)
     test_metrics = classification_metrics(
         test_enc.labels,
@@ -548,6 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help="batch size to evaluate")
     p.add_argument("--max-length", type=int, default=d.max_length)
     p.add_argument("--dropout", type=float, help="hidden, attention and classifier dropout")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (L2)")
@@ -555,18 +645,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-weights", action="store_true", help="inverse-frequency class weights in the loss")
     p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
     p.add_argument("--patience", type=int, help="early stopping: epochs without a better validation macro-F1")
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip, help="gradient norm clip (0: none)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
+# flag: (test, what it must be); checked before anything is loaded
+_RANGES: dict[str, tuple[Any, str]] = {
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "lr": (lambda v: 0 < v < 1, "between 0 and 1 (exclusive)"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "eval_batch_size": (lambda v: v >= 1, "at least 1"),
+    "max_length": (lambda v: v >= 2, "at least 2"),  # and at most the checkpoint's positions (later)
+    "dropout": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
+    "weight_decay": (lambda v: v >= 0, "at least 0"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
+    "warmup_ratio": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "patience": (lambda v: v >= 1, "at least 1"),
+    "grad_clip": (lambda v: v >= 0, "at least 0 (0 turns clipping off)"),
+    "balance": (lambda v: v >= 1, "at least 1"),
+    "folds": (lambda v: v >= 2, "at least 2"),
+    "feedback_weight": (lambda v: v > 0, "above 0"),
+    "val_size": (lambda v: 0 < v < 1, "between 0 and 1 (exclusive)"),
+    "test_size": (lambda v: 0 < v < 1, "between 0 and 1 (exclusive)"),
+}
+
+
+def check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Reject out-of-range options with argparse's usage error (exit status 2)."""
+    for name, (ok, what) in _RANGES.items():
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and ok(value)):
+            parser.error(f"--{name.replace('_', '-')} must be {what}, got {value}")
+    if args.val_size + args.test_size >= 1:
+        parser.error(f"--val-size + --test-size must be below 1, got {args.val_size + args.test_size}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_ranges(parser, args)
     setup_logging()
     cfg = TrainConfig(
         epochs=args.epochs,
         lr=args.lr,
         batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
         max_length=args.max_length,
         dropout=args.dropout,
         weight_decay=args.weight_decay,
@@ -574,6 +699,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         class_weights=args.class_weights,
         warmup_ratio=args.warmup_ratio,
         patience=args.patience,
+        grad_clip=args.grad_clip,
         seed=args.seed,
         progress=not args.no_progress,
     )

@@ -242,3 +242,62 @@ def test_too_few_examples_for_folds():
         ModelExportError, match="5-fold cross-validation needs at least 5 examples of each label"
     ):
         stratified_folds(_examples({label: 3 for label in LABELS}), 5, seed=0)
+
+
+def test_speech_csv_detected_when_4_kb_cuts_a_korean_character(tmp_path):
+    """The header decides the format; a fixed-size prefix of a cp949 file can end inside a character."""
+    header = "wav_id,발화문,상황\r\n".encode("cp949")
+    body = b"".join(f"a{i},오늘은 정말 좋은 하루였어 {i},happiness\r\n".encode("cp949") for i in range(300))
+    data = header + body
+    # Pad the first row so that byte 4096 is the second byte of a two-byte character.
+    for pad in range(0, 64):
+        candidate = header + b"x" * pad + body
+        try:
+            candidate[:4096].decode("cp949")
+        except UnicodeDecodeError:
+            data = candidate
+            break
+    with pytest.raises(UnicodeDecodeError):
+        data[:4096].decode("cp949")  # the case that used to make the file look "plain"
+    path = tmp_path / "speech.csv"
+    path.write_bytes(data)
+    assert len(data) > 4096
+    assert detect_format(path) == "speech"
+    examples, _ = load_file(path)
+    assert len(examples) == 300 and {e.label for e in examples} == {"joy"}
+
+
+@pytest.mark.parametrize("fmt", ["single-turn", "continuous"])
+def test_corrupt_xlsx_with_explicit_format(tmp_path, fmt):
+    path = tmp_path / "broken.xlsx"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ModelExportError, match=r"broken\.xlsx: not a readable \.xlsx workbook"):
+        load_file(path, fmt)
+
+
+def test_csv_that_the_csv_module_rejects_names_the_line(tmp_path):
+    path = tmp_path / "quoted.csv"
+    path.write_text('text,label\n좋아,joy\n"열린 따옴표' + "가" * 140_000 + ",joy\n", encoding="utf-8")
+    with pytest.raises(ModelExportError, match=r"quoted\.csv:\d+: not readable as CSV \(field larger"):
+        load_file(path)
+
+
+def test_split_of_too_few_examples_is_a_clear_error():
+    with pytest.raises(
+        ModelExportError, match="21 examples are too few for a stratified split with 7 labels"
+    ):
+        stratified_split(_examples({label: 3 for label in LABELS}), 0.1, 0.1, seed=0)
+
+
+@pytest.mark.parametrize("per_label", range(3, 13))
+@pytest.mark.parametrize("sizes", [(0.1, 0.1), (0.2, 0.3), (0.05, 0.4)])
+def test_split_size_check_agrees_with_scikit_learn(per_label, sizes):
+    """Either the split works or the size check refuses it; scikit-learn's own error never shows."""
+    examples = _examples({label: per_label for label in LABELS})
+    try:
+        train, val, test = stratified_split(examples, *sizes, seed=0)
+    except ModelExportError as exc:
+        assert "too few for a stratified split" in str(exc)
+    else:
+        for part in (train, val, test):
+            assert {e.label for e in part} == set(LABELS)

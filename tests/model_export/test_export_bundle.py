@@ -2,6 +2,8 @@
 bundle -> moodtune's classifier. Plus the refusals: low INT8 agreement, wrong labels."""
 
 import json
+import platform
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from onnx import numpy_helper
 
 from model_export import export as export_module
 from model_export.errors import run_cli
+from model_export.export import INT8_CPU_FLAGS
 from model_export.export import main as export_main
 from model_export.shapes import random_checkpoint
 from model_export.train import main as train_main
@@ -27,6 +30,12 @@ PHRASES = {
     "disgust": "역겨워 싫어",
     "neutral": "밥 먹었어",
 }
+
+
+def max_int8_weight(model: Path) -> int:
+    """The largest |value| among the graph's quantized int8 weight matrices."""
+    arrays = [numpy_helper.to_array(i) for i in onnx.load(model).graph.initializer]
+    return max(int(np.abs(a.astype(np.int32)).max()) for a in arrays if a.dtype == np.int8 and a.ndim == 2)
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +75,18 @@ def test_export_and_classify(checkpoint, tmp_path, capsys):
     assert bundle.model_version == "moodtune-" + sha256_file(out / "model.onnx")[:12]
     assert bundle.max_length == 32  # from the checkpoint's tokenizer, as trained
     m = bundle.manifest
+    exported_on = m["quantization"].pop("exported_on")
     assert m["quantization"] == {
         "method": "onnxruntime.quantize_dynamic",
         "weight_type": "QInt8",
         "per_channel": True,
+        "reduce_range": True,
     }
+    assert exported_on["machine"] == platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        flags = Path("/proc/cpuinfo").read_text().split()
+        assert exported_on["flags"] == [f for f in INT8_CPU_FLAGS if f in flags]
+    assert max_int8_weight(out / "model.onnx") <= 64  # 7-bit weights: no int16 saturation on AVX2
     assert m["metrics"]["parity"]["onnx_int8_vs_pytorch"]["top1_agreement"] >= 0.98
     assert m["metrics"]["parity"]["onnx_fp32_vs_pytorch"]["max_abs_diff"] < 1e-4
     assert set(m["metrics"]["accuracy"]) == {"pytorch_fp32", "onnx_fp32", "onnx_int8"}
@@ -96,8 +112,8 @@ def _break_classifier_bias(real):
     """A quantizer with a label-order bug: it rotates the classifier's output columns. A really broken
     INT8 model, measured for real by the export's validation."""
 
-    def quantize(fp32, out, weight_type, per_channel):
-        real(fp32, out, weight_type, per_channel)
+    def quantize(fp32, out, *args):
+        real(fp32, out, *args)
         model = onnx.load(out)
         for init in model.graph.initializer:
             if init.name.startswith("classifier.out_proj."):
@@ -161,6 +177,76 @@ def test_checkpoint_with_labels_in_another_order(checkpoint, tmp_path, capsys):
     (copy / "config.json").write_text(json.dumps(config))
     assert run_cli(export_main, ["--checkpoint", str(copy), "--out", str(tmp_path / "b")]) == 2
     assert "is not moodtune's order" in capsys.readouterr().err
+
+
+def test_no_reduce_range_gives_8_bit_weights(checkpoint, tmp_path, capsys):
+    out = tmp_path / "bundle"
+    assert export_main(["--checkpoint", str(checkpoint), "--out", str(out), "--no-reduce-range"]) == 0
+    assert load_bundle(out).manifest["quantization"]["reduce_range"] is False
+    assert max_int8_weight(out / "model.onnx") > 100  # the full int8 range, so VPMADDUBSW can saturate
+    # Without --eval the export says how little it could check.
+    assert "no --eval file: validating on 24 built-in unlabelled sentences" in capsys.readouterr().err
+
+
+def test_out_equal_to_checkpoint_is_refused(checkpoint, tmp_path, capsys):
+    copy = Path(shutil.copytree(checkpoint, tmp_path / "ckpt"))
+    before = sorted(p.name for p in copy.iterdir())
+    for out in (copy, tmp_path):  # the checkpoint itself, or a directory holding it
+        assert run_cli(export_main, ["--checkpoint", str(copy), "--out", str(out)]) == 2
+        assert "writing the bundle there would delete it" in capsys.readouterr().err
+    assert sorted(p.name for p in copy.iterdir()) == before
+
+
+def test_out_that_is_not_a_bundle_is_refused(checkpoint, tmp_path, capsys):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("keep me")
+    assert run_cli(export_main, ["--checkpoint", str(checkpoint), "--out", str(notes)]) == 2
+    assert "not empty and not a model bundle (no manifest.json)" in capsys.readouterr().err
+    assert [p.name for p in notes.iterdir()] == ["todo.txt"]
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    assert run_cli(export_main, ["--checkpoint", str(checkpoint), "--out", str(afile)]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert export_main(["--checkpoint", str(checkpoint), "--out", str(empty)]) == 0
+    assert load_bundle(empty).labels == LABELS
+
+
+def test_checkpoint_without_weights_names_the_checkpoint(checkpoint, tmp_path, capsys):
+    copy = Path(shutil.copytree(checkpoint, tmp_path / "noweights"))
+    (copy / "model.safetensors").unlink()
+    assert run_cli(export_main, ["--checkpoint", str(copy), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(f"error: {copy}: Optimum could not export it to ONNX")
+    assert "Traceback" not in err
+    assert not (tmp_path / "b").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noweights"]  # no staging directory left
+
+
+def test_architecture_optimum_cannot_export_names_the_checkpoint(checkpoint, tmp_path, capsys):
+    from transformers import FunnelConfig, FunnelForSequenceClassification
+
+    funnel = tmp_path / "funnel"
+    config = FunnelConfig(
+        vocab_size=2000, block_sizes=[1], d_model=16, n_head=2, d_head=8, d_inner=32, num_labels=7
+    )
+    config.id2label, config.label2id = dict(enumerate(LABELS)), {lb: i for i, lb in enumerate(LABELS)}
+    FunnelForSequenceClassification(config).save_pretrained(funnel)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(checkpoint / name, funnel / name)
+    argv = ["--checkpoint", str(funnel), "--out", str(tmp_path / "b"), "--eval", str(checkpoint / "test.tsv")]
+    assert run_cli(export_main, argv) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"error: {funnel}: Optimum could not export it to ONNX")
+    assert not (tmp_path / "b").exists()
+
+
+def test_max_length_above_position_embeddings_is_refused(checkpoint, tmp_path, capsys):
+    argv = ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "b"), "--max-length", "129"]
+    assert run_cli(export_main, argv) == 2
+    assert "max length 129 is above the model's max_position_embeddings 128" in capsys.readouterr().err
 
 
 def test_train_rejects_bad_data_with_one_clear_line(tmp_path, capsys):

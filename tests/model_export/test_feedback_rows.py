@@ -111,3 +111,26 @@ def test_only_the_latest_answer_for_a_song_counts(tmp_path):
     )
     examples, _ = load_feedback(str(tmp_path))
     assert examples == [Example("시험 끝나서 신난다", "joy", 0.5)]
+
+
+def test_s3_missing_bucket_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws(), pytest.raises(ModelExportError) as error:
+        load_feedback("s3://no-such-bucket/feedback/")
+    message = str(error.value)
+    assert message.startswith("s3://no-such-bucket/feedback/: S3 refused the read (NoSuchBucket")
+    assert "Check the bucket name" in message
+
+
+def test_s3_without_credentials_is_a_clear_error(monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata lookups
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
+    with pytest.raises(ModelExportError, match=r"s3://exports/feedback/: cannot read the feedback export"):
+        load_feedback("s3://exports/feedback/")

@@ -95,3 +95,25 @@ def test_bad_fields_refused(bundle_copy, field, value, message):
     _edit_manifest(bundle_copy, **{field: value})
     with pytest.raises(BundleError, match=message):
         load_bundle(bundle_copy)
+
+
+def test_publish_replaces_a_bundle_or_an_empty_directory(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    build_toy_bundle(out)  # empty directory: fine
+    first = load_bundle(out).model_version
+    build_toy_bundle(out, seed=1)  # an existing bundle: replaced
+    assert load_bundle(out).model_version != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging or old copies left
+
+
+def test_publish_refuses_a_directory_that_is_not_a_bundle(tmp_path):
+    from model_export.errors import ModelExportError
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    with pytest.raises(ModelExportError, match="not empty and not a model bundle"):
+        build_toy_bundle(out)
+    assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]

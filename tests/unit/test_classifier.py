@@ -103,3 +103,56 @@ def test_corrupt_model_file_gives_bundle_error(tmp_path: Path):
     (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(BundleError, match="onnxruntime cannot load it"):
         EmotionClassifier.from_bundle(bundle)
+
+
+def _swap_graph(bundle: Path, graph) -> Path:
+    """Replace a bundle's model.onnx, re-recording its hash, so only the graph is wrong."""
+    import json
+
+    import onnx
+
+    from moodtune.bundle import sha256_file
+
+    onnx.save(graph, bundle / "model.onnx")
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    digest = sha256_file(bundle / "model.onnx")
+    manifest["files"]["model.onnx"] = digest
+    manifest["model_version"] = "toy-" + digest[:12]
+    (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return bundle
+
+
+def test_graph_with_another_number_of_labels_is_refused_at_load(tmp_path: Path):
+    from model_export.toy import toy_graph
+
+    bundle = build_toy_bundle(tmp_path / "b")
+    vocab = EmotionClassifier.from_bundle(bundle).tokenizer.get_vocab_size()
+    _swap_graph(bundle, toy_graph(vocab, n_labels=5))
+    with pytest.raises(BundleError, match=r"output 'logits' has 5 values per text, but the manifest lists 7"):
+        EmotionClassifier.from_bundle(bundle)
+
+
+def test_graph_with_symbolic_width_is_checked_when_it_runs(tmp_path: Path):
+    """onnxruntime infers most widths at load; where one stays symbolic, the first run checks it."""
+    from types import SimpleNamespace
+
+    import onnxruntime as ort
+
+    from model_export.toy import toy_graph
+
+    good = EmotionClassifier.from_bundle(build_toy_bundle(tmp_path / "b"))
+    five = ort.InferenceSession(
+        toy_graph(good.tokenizer.get_vocab_size(), n_labels=5).SerializeToString(),
+        providers=["CPUExecutionProvider"],
+    )
+
+    class Symbolic:  # a real 5-label session that reports its output width as unknown
+        get_inputs = five.get_inputs
+        run = five.run
+
+        def get_outputs(self):
+            return [SimpleNamespace(name="logits", shape=["batch", "labels"])]
+
+    classifier = EmotionClassifier(good.bundle, Symbolic(), good.tokenizer)  # nothing to check yet
+    with pytest.raises(BundleError, match="has 5 values per text"):
+        classifier.predict(["오늘 정말 행복해"])

@@ -76,7 +76,18 @@ class EmotionClassifier:
                 f"{bundle.model_path}: the graph lacks inputs {sorted(missing)}. Re-export the bundle."
             )
         outputs = session.get_outputs()
-        self._output_name = "logits" if any(o.name == "logits" for o in outputs) else outputs[0].name
+        output = next((o for o in outputs if o.name == "logits"), outputs[0])
+        self._output_name = output.name
+        width = output.shape[-1] if output.shape else None
+        if isinstance(width, int) and width != len(bundle.labels):
+            raise BundleError(self._width_message(width))
+
+    def _width_message(self, width: object) -> str:
+        return (
+            f"{self.bundle.model_path}: the graph's output {self._output_name!r} has {width} values per "
+            f"text, but the manifest lists {len(self.bundle.labels)} labels. The model was exported from "
+            "a checkpoint with another number of labels; fine-tune it on moodtune's labels and re-export."
+        )
 
     @classmethod
     def from_bundle(cls, path: str | Path, threads: int | None = None) -> EmotionClassifier:
@@ -139,6 +150,9 @@ class EmotionClassifier:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         feed = {name: encoded[name] for name in self._input_names}
         (logits,) = self.session.run([self._output_name], feed)
+        # A graph with a symbolic output width is only checked here, when it first runs.
+        if logits.ndim != 2 or logits.shape != (n, len(self.labels)):
+            raise BundleError(self._width_message(logits.shape[-1] if logits.ndim else logits.shape))
         return softmax(logits)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:

@@ -1,0 +1,27 @@
+"""model_export.demo's command line: what it hands to training (the run itself is `make demo-model`)."""
+
+import pytest
+
+from model_export import demo
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_max_length_reaches_the_training_config(monkeypatch, tmp_path):
+    """The manifest records cfg.max_length; training cuts texts at it. They must be the same number."""
+    seen = {}
+
+    def fake_run_demo(corpus, out_dir, reference, shape, cfg, keep_checkpoint=None):
+        seen.update(cfg=cfg, keep=keep_checkpoint)
+        raise _Stop
+
+    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    with pytest.raises(_Stop):
+        demo.main(["--max-length", "48", "--keep-checkpoint", str(tmp_path / "ckpt")])
+    assert seen["cfg"].max_length == 48
+    assert seen["keep"] == tmp_path / "ckpt"
+    with pytest.raises(_Stop):
+        demo.main([])
+    assert seen["cfg"].max_length == 64  # the demo's default, not TrainConfig's 128
