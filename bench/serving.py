@@ -197,7 +197,8 @@ def bench_handler(
     from moodtune.service import RecommendService
 
     classifier = EmotionClassifier.from_bundle(bundle, threads=threads)
-    catalog = Catalog(model_version=classifier.model_version, songs=tuple(songs))
+    # Prepared for the metric as the service's loader does it (at init), not by the first request.
+    catalog = Catalog(model_version=classifier.model_version, songs=tuple(songs)).prepare(get_metric())
     catalogs = CatalogCache(lambda: catalog, ttl_seconds=3600)
     store = RecommendationStore(feedback_table, store_text=True, retention_days=30)
     with_write = RecommendService(classifier, catalogs, store)
@@ -304,11 +305,12 @@ import numpy, onnxruntime, tokenizers, boto3, pydantic  # noqa
 import aws_lambda_powertools.event_handler  # noqa
 from moodtune.catalog import Catalog, CatalogCache
 from moodtune.classifier import EmotionClassifier
+from moodtune.similarity import get_metric
 from moodtune import service
 t1 = time.perf_counter()
 classifier = EmotionClassifier.from_bundle(bundle)
 t2 = time.perf_counter()
-catalog = Catalog.from_items(classifier.model_version, items)
+catalog = Catalog.from_items(classifier.model_version, items).prepare(get_metric())  # as the loader does
 t3 = time.perf_counter()
 store = service.get_store()  # boto3 session + resource, as the handler's init builds it
 recommend_service = service.RecommendService(classifier, CatalogCache(lambda: catalog, 3600), store)

@@ -283,3 +283,39 @@ def invoke() -> Callable[..., ApiAnswer]:
         return ApiAnswer(answer["statusCode"], headers, json.loads(raw) if raw else None)
 
     return _invoke
+
+
+def _dynamodb_at(endpoint_url: str) -> Any:
+    from moodtune.service import DYNAMODB_CONFIG
+
+    return boto3.resource(
+        "dynamodb",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=DYNAMODB_CONFIG,
+    )
+
+
+@pytest.fixture
+def unreachable_dynamodb() -> Any:
+    """A DynamoDB resource (the handlers' retry config) on a port where nothing listens: refused."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return _dynamodb_at(f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def hung_dynamodb() -> Iterator[Any]:
+    """A DynamoDB resource (the handlers' retry config) on an endpoint that accepts connections and
+    never answers: every call runs into the read timeout."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)  # the kernel completes the handshakes; nobody ever reads or answers
+        yield _dynamodb_at(f"http://127.0.0.1:{listener.getsockname()[1]}")

@@ -10,17 +10,20 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths, utils
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from moodtune import service
-from moodtune.api import MoodtuneResolver, json_response, route_responses
+from moodtune.api import MoodtuneResolver, json_response, log_json, log_message, route_responses
 from moodtune.schemas import FeedbackRequest, FeedbackResponse
 
-logger = Logger(service=os.getenv("POWERTOOLS_SERVICE_NAME", "moodtune"))
+logger = Logger(
+    service=os.getenv("POWERTOOLS_SERVICE_NAME", "moodtune"),
+    json_serializer=log_json,
+    json_deserializer=log_message,
+)
 metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "MoodTune"))
 tracer = Tracer()
 utils.copy_config_to_registered_loggers(source_logger=logger, include={"moodtune"})
@@ -28,6 +31,8 @@ utils.copy_config_to_registered_loggers(source_logger=logger, include={"moodtune
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 app = MoodtuneResolver()
+# The routes return a Response but carry no return annotation: Powertools would validate and
+# re-serialize the answer for it (see moodtune.api.json_response); responses= documents the schema.
 
 RecommendationId = Annotated[
     str, Path(min_length=1, max_length=64, description="the recommendation_id of a recommendation")
@@ -38,10 +43,18 @@ RecommendationId = Annotated[
     "/v1/recommendations/<recommendation_id>/feedback",
     summary="Say whether a recommended song fit",
     responses=route_responses(
-        200, "The feedback as recorded (sending it again overwrites it)", 400, 404, 413, 415, 422, 503
+        200,
+        "The feedback as recorded (sending it again overwrites it)",
+        FeedbackResponse,
+        400,
+        404,
+        413,
+        415,
+        422,
+        503,
     ),
 )
-def submit_feedback(recommendation_id: RecommendationId, body: FeedbackRequest) -> Response[FeedbackResponse]:
+def submit_feedback(recommendation_id: RecommendationId, body: FeedbackRequest):
     result = service.get_store().apply_feedback(
         recommendation_id, body.song_id, body.satisfied, now=datetime.now(UTC)
     )

@@ -22,21 +22,30 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from moodtune import __version__, service
-from moodtune.api import MoodtuneResolver, json_response, route_responses, tidy_openapi
-from moodtune.recommend import dominant_label
+from moodtune.api import (
+    ERROR_DOCS,
+    MoodtuneResolver,
+    json_response,
+    log_json,
+    log_message,
+    route_responses,
+    tidy_openapi,
+)
 from moodtune.schemas import (
     SONG_ID_MAX_CHARS,
-    Emotion,
     EmotionRequest,
     EmotionResponse,
     HealthResponse,
     RecommendationRequest,
     RecommendationResponse,
-    RecommendedSong,
     SongResponse,
 )
 
-logger = Logger(service=os.getenv("POWERTOOLS_SERVICE_NAME", "moodtune"))
+logger = Logger(
+    service=os.getenv("POWERTOOLS_SERVICE_NAME", "moodtune"),
+    json_serializer=log_json,
+    json_deserializer=log_message,
+)
 metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "MoodTune"))
 tracer = Tracer()
 utils.copy_config_to_registered_loggers(source_logger=logger, include={"moodtune"})
@@ -44,10 +53,14 @@ utils.copy_config_to_registered_loggers(source_logger=logger, include={"moodtune
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 app = MoodtuneResolver()
+# The routes return a Response but carry no return annotation: Powertools would validate and
+# re-serialize the answer for it (see moodtune.api.json_response); responses= documents the schema.
 
 API_DESCRIPTION = (
     "Song recommendations from the feeling in a short Korean text. Every error answer is "
-    '`{"message": ..., "errors"?: [...]}`.'
+    '`{"message": ..., "errors"?: [...]}`. Besides the statuses each operation lists, a path asked '
+    "with a method it does not serve answers 405 with an `Allow` header when the function is "
+    "invoked directly; through the HTTP API, which routes only the operations below, it is 404."
 )
 
 
@@ -60,10 +73,16 @@ def _server_timing(timings_ms: dict[str, float]) -> str:
     summary="Recommend songs for the feeling of a text",
     status_code=201,
     responses=route_responses(
-        201, "The recommendation, stored so that feedback can refer to it", 400, 413, 415, 503
+        201,
+        "The recommendation, stored so that feedback can refer to it",
+        RecommendationResponse,
+        400,
+        413,
+        415,
+        503,
     ),
 )
-def create_recommendation(body: RecommendationRequest) -> Response[RecommendationResponse]:
+def create_recommendation(body: RecommendationRequest):
     result = service.get_recommend_service().recommend(
         body.text, limit=body.limit, mode=body.mode, exclude=body.exclude
     )
@@ -85,23 +104,27 @@ def create_recommendation(body: RecommendationRequest) -> Response[Recommendatio
             "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
         },
     )
-    answer = RecommendationResponse(
-        recommendation_id=result.record.recommendation_id,
-        model_version=classification.model_version,
-        mode=body.mode,
-        emotion=Emotion(dominant=classification.dominant, scores=classification.scores_by_label),
-        songs=[
-            RecommendedSong(
-                song_id=m.song.song_id,
-                title=m.song.title,
-                artist=m.song.artist,
-                similarity=m.similarity,
-                dominant=m.song.dominant,
-                scores={k: round(v, 6) for k, v in m.song.scores.items()},
-                explanation=m.explanation.as_dict(),
-            )
-            for m in result.matches
-        ],
+    # One validation of the whole answer (pydantic-core, in one call); each song's fixed part is
+    # computed once per catalog (ScoredSong.answer_fields).
+    answer = RecommendationResponse.model_validate(
+        {
+            "recommendation_id": result.record.recommendation_id,
+            "model_version": classification.model_version,
+            "mode": body.mode,
+            "emotion": {"dominant": classification.dominant, "scores": classification.scores_by_label},
+            "songs": [
+                {
+                    **m.song.answer_fields,
+                    "similarity": m.similarity,
+                    "explanation": {
+                        "song_top": m.explanation.song_top,
+                        "text_top": m.explanation.text_top,
+                        "shared": m.explanation.shared,
+                    },
+                }
+                for m in result.matches
+            ],
+        }
     )
     return json_response(201, answer, headers={"Server-Timing": _server_timing(result.timings_ms)})
 
@@ -109,9 +132,9 @@ def create_recommendation(body: RecommendationRequest) -> Response[Recommendatio
 @app.post(
     "/v1/emotions",
     summary="Classify the emotion of a text",
-    responses=route_responses(200, "The emotion distribution of the text", 400, 413, 415),
+    responses=route_responses(200, "The emotion distribution of the text", EmotionResponse, 400, 413, 415),
 )
-def classify(body: EmotionRequest) -> Response[EmotionResponse]:
+def classify(body: EmotionRequest):
     classification = service.get_recommend_service().classify(body.text)
     metrics.add_dimension(name="model_version", value=classification.model_version)
     metrics.add_metric(
@@ -120,7 +143,7 @@ def classify(body: EmotionRequest) -> Response[EmotionResponse]:
         value=classification.tokenize_ms + classification.inference_ms,
     )
     answer = EmotionResponse(
-        dominant=dominant_label(classification.scores),
+        dominant=classification.dominant,
         scores=classification.scores_by_label,
         model_version=classification.model_version,
     )
@@ -130,24 +153,20 @@ def classify(body: EmotionRequest) -> Response[EmotionResponse]:
 @app.get(
     "/v1/songs/<song_id>",
     summary="One song of the catalog with its emotion scores",
-    responses=route_responses(200, "The song", 400, 404, 503),
+    responses=route_responses(200, "The song", SongResponse, 400, 404, 503),
 )
 def get_song(
     song_id: Annotated[str, PathParam(min_length=1, max_length=SONG_ID_MAX_CHARS)],
-) -> Response[SongResponse]:
+):
     recommend_service = service.get_recommend_service()
     song = recommend_service.song(song_id)
     if song is None:
         raise ServiceError(404, f"no song {song_id!r} in the catalog of {recommend_service.model_version}")
     answer = SongResponse(
-        song_id=song.song_id,
-        title=song.title,
-        artist=song.artist,
+        **song.answer_fields,
         album=song.album,
         year=song.year,
         genre=song.genre,
-        dominant=song.dominant,
-        scores={k: round(v, 6) for k, v in song.scores.items()},
         chunks=song.chunks,
         model_version=recommend_service.model_version,
     )
@@ -157,9 +176,11 @@ def get_song(
 @app.get(
     "/v1/health",
     summary="Model version and catalog size",
-    responses=route_responses(200, "Serving; status is degraded while the catalog is empty", 503),
+    responses=route_responses(
+        200, "Serving; status is degraded while the catalog is empty", HealthResponse, 503
+    ),
 )
-def health() -> Response[HealthResponse]:
+def health():
     recommend_service = service.get_recommend_service()
     size = len(recommend_service.catalog())
     answer = HealthResponse(
@@ -196,8 +217,18 @@ def openapi_document() -> str:
     return json.dumps(tidy_openapi(json.loads(merge.get_openapi_json_schema())), ensure_ascii=False)
 
 
-@app.get("/v1/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
-def openapi() -> Response[str]:
+@app.get(
+    "/v1/openapi.json",
+    summary="This API's OpenAPI document",
+    responses={
+        200: {
+            "description": "The OpenAPI 3 document of the whole API (this document)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        500: ERROR_DOCS[500],
+    },
+)
+def openapi():
     return Response(status_code=200, content_type="application/json", body=openapi_document())
 
 

@@ -247,8 +247,14 @@ def build_event(
     body: bytes,
     source_ip: str,
 ) -> dict[str, Any]:
-    """The API Gateway HTTP API payload format 2.0 event for one request."""
+    """The API Gateway HTTP API payload format 2.0 event for one request.
+
+    Like the HTTP API, ``rawPath`` (and ``requestContext.http.path``) carry the path percent-decoded
+    (``/v1/songs/가``, not ``/v1/songs/%EA%B0%80``), which is what the handlers route on; bytes that
+    are not UTF-8 become U+FFFD. ``rawQueryString`` stays as sent.
+    """
     url = urlsplit(target)
+    path = unquote(url.path, errors="replace")
     merged: dict[str, str] = {}
     for name, value in headers:
         name = name.lower()
@@ -260,7 +266,7 @@ def build_event(
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route.key,
-        "rawPath": url.path,
+        "rawPath": path,
         "rawQueryString": url.query,
         "headers": merged,
         "requestContext": {
@@ -270,7 +276,7 @@ def build_event(
             "domainPrefix": merged.get("host", "localhost").split(".")[0],
             "http": {
                 "method": method,
-                "path": url.path,
+                "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": source_ip,
                 "userAgent": merged.get("user-agent", ""),

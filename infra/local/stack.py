@@ -88,8 +88,14 @@ class StackConfig:
         )
 
 
-def handler_environment(config: StackConfig, endpoint_url: str) -> dict[str, str]:
-    """The environment the handlers run with locally: what template.yaml sets in AWS, plus the endpoint."""
+def handler_environment(
+    config: StackConfig, endpoint_url: str, environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
+    """The environment the handlers run with locally: what template.yaml sets in AWS, plus the endpoint.
+
+    ORT_INTRA_OP_THREADS is 1, as template.yaml sets it for RecommendFunction (one vCPU), unless the
+    user's environment sets it: local latencies then match AWS's instead of using every core.
+    """
     env = {
         "AWS_ENDPOINT_URL": endpoint_url,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -100,6 +106,7 @@ def handler_environment(config: StackConfig, endpoint_url: str) -> dict[str, str
         "FEEDBACK_TABLE": config.feedback_table,
         "EXPORT_BUCKET": EXPORT_BUCKET,
         "MODEL_DIR": str(config.model_dir),
+        "ORT_INTRA_OP_THREADS": environ.get("ORT_INTRA_OP_THREADS") or "1",
         "POWERTOOLS_SERVICE_NAME": "moodtune",
         "POWERTOOLS_METRICS_NAMESPACE": "MoodTune",
         "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here

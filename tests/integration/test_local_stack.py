@@ -3,6 +3,7 @@ the handlers and moto, the CLI against it, a clean stop on Ctrl-C, and a clear e
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -152,7 +153,46 @@ def test_web_page_is_served_at_root(stack: Running) -> None:
     page = requests.get(f"{stack.url}/", timeout=10)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert requests.get(f"{stack.url}/../pyproject.toml", timeout=10).status_code == 404
+
+
+def raw_get(stack: Running, target: str) -> tuple[int, bytes]:
+    """GET with the request target sent byte for byte (requests and urllib normalise ``..`` away)."""
+    connection = http.client.HTTPConnection("127.0.0.1", stack.api_port, timeout=10)
+    try:
+        connection.putrequest("GET", target, skip_accept_encoding=True)
+        connection.endheaders()
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/../pyproject.toml",
+        "/%2e%2e/pyproject.toml",
+        "/%2E%2E/%2E%2E/pyproject.toml",
+        "/..%2fpyproject.toml",
+        "/%2e%2e%2fpyproject.toml",
+        "/web/../../pyproject.toml",
+        "/..\\pyproject.toml",
+        "//work/main/pyproject.toml",
+    ],
+)
+def test_no_path_reaches_a_file_outside_web(stack: Running, target: str) -> None:
+    secret = (ROOT / "pyproject.toml").read_bytes()[:40]
+    status, body = raw_get(stack, target)
+    assert status == 404, (target, status, body[:200])
+    assert secret not in body
+
+
+def test_a_percent_encoded_song_id_is_found(stack: Running) -> None:
+    song_id = json.loads((ROOT / "data/demo/songs.jsonl").read_text("utf-8").splitlines()[0])["song_id"]
+    encoded = "".join(f"%{byte:02X}" for byte in song_id.encode())
+    status, body = raw_get(stack, f"/v1/songs/{encoded}")
+    assert status == 200, body[:300]
+    assert json.loads(body)["song_id"] == song_id
 
 
 def test_cli_against_the_stack(stack: Running) -> None:
@@ -197,6 +237,40 @@ def test_ctrl_c_stops_everything(stack: Running) -> None:
     assert "stopped." in output
     assert "Traceback" not in output
     assert port_is_free(stack.api_port) and port_is_free(stack.moto_port)
+
+
+def test_an_empty_catalog_still_starts_and_reports_degraded(tmp_path: Path) -> None:
+    """`make demo` asks /v1/health before it prints the banner: an empty catalog must not break it."""
+    moto_port, api_port = free_port(), free_port()
+    env = {**stack_env(moto_port, api_port), "MOODTUNE_CATALOG": str(tmp_path / "no-songs.jsonl")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.local.stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        health = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{api_port}/v1/health", timeout=2)
+            except requests.ConnectionError:
+                time.sleep(0.2)
+                continue
+            health = (answer.status_code, answer.json())
+            break
+        assert health is not None, f"no answer from /v1/health (exit code {process.poll()})"
+        status, body = health
+        assert status == 200, body
+        assert body["status"] == "degraded" and body["catalog_size"] == 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output[-2000:]
+    assert "ready in" in output and "0 songs in the catalog" in output and "Traceback" not in output
 
 
 def test_taken_port_is_a_clear_error() -> None:

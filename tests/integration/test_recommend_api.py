@@ -114,30 +114,234 @@ def test_song_lookup_and_health(handlers, invoke, scored_catalog) -> None:
     }
 
 
+def test_an_empty_catalog_is_healthy_but_degraded(handlers, invoke, local_aws, monkeypatch) -> None:
+    from moodtune.catalog import CatalogCache, load_catalog
+
+    recommend_service = service.get_recommend_service()
+    songs = service.dynamodb().Table(local_aws.songs_table)
+    # The real SongsTable over HTTP, read for a model version that has no songs.
+    empty = CatalogCache(lambda: load_catalog(songs, "no-such-model-version"), 300)
+    monkeypatch.setattr(recommend_service, "catalogs", empty)
+    health = invoke(handlers.recommend, "GET", "/v1/health")
+    assert health.status == 200, health.body
+    assert health.body["status"] == "degraded" and health.body["catalog_size"] == 0
+    answer = invoke(handlers.recommend, "POST", "/v1/recommendations", {"text": "오늘 기분 좋아"})
+    assert answer.status == 201 and answer.body["songs"] == []
+    assert invoke(handlers.recommend, "GET", "/v1/songs/t01").status == 404
+
+
+def test_the_catalog_is_prepared_for_the_metric_at_init(handlers, monkeypatch) -> None:
+    fresh = service.get_recommend_service.__wrapped__()  # a new service, as a cold start builds it
+    monkeypatch.setattr(service, "get_recommend_service", lambda: fresh)
+    service.warm_recommend()
+    catalog = fresh.catalogs._catalog
+    assert catalog is not None and len(catalog) > 0
+    assert "cosine" in catalog._prepared  # before any request asked for it
+
+
 def test_openapi_documents_every_route_and_status(handlers, invoke) -> None:
     answer = invoke(handlers.recommend, "GET", "/v1/openapi.json")
     assert answer.status == 200
     paths = answer.body["paths"]
-    expected = {
-        ("/v1/recommendations", "post"): {"201", "400", "413", "415", "503"},
-        ("/v1/emotions", "post"): {"200", "400", "413", "415"},
-        ("/v1/songs/{song_id}", "get"): {"200", "400", "404", "503"},
-        ("/v1/health", "get"): {"200", "503"},
-        ("/v1/recommendations/{recommendation_id}/feedback", "post"): {
-            "200",
-            "400",
-            "404",
-            "413",
-            "415",
-            "422",
-            "503",
-        },
+    assert set(paths) == {
+        "/v1/recommendations",
+        "/v1/emotions",
+        "/v1/songs/{song_id}",
+        "/v1/health",
+        "/v1/openapi.json",
+        "/v1/recommendations/{recommendation_id}/feedback",
     }
-    for (path, method), statuses in expected.items():
-        assert statuses <= set(paths[path][method]["responses"]), (path, method)
+    created = paths["/v1/recommendations"]["post"]["responses"]["201"]["content"]["application/json"]
+    assert created["schema"] == {"$ref": "#/components/schemas/RecommendationResponse"}
     text_schema = answer.body["components"]["schemas"]["RecommendationRequest"]["properties"]["text"]
     assert (text_schema["minLength"], text_schema["maxLength"]) == (1, 500)
     assert "HTTPValidationError" not in answer.body["components"]["schemas"]  # validation errors are 400
+    assert "405" in answer.body["info"]["description"]  # answered for no operation, so said here
+    assert _dangling_refs(answer.body) == []
+
+
+def _dangling_refs(document: dict) -> list[str]:
+    schemas = document.get("components", {}).get("schemas", {})
+    refs, pending = [], [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return [ref for ref in refs if ref.removeprefix("#/components/schemas/") not in schemas]
+
+
+def test_the_openapi_document_is_valid_openapi(handlers, invoke) -> None:
+    from openapi_spec_validator import validate
+
+    validate(invoke(handlers.recommend, "GET", "/v1/openapi.json").body)
+
+
+def _recommendation_id(handlers, invoke) -> tuple[str, str]:
+    made = invoke(handlers.recommend, "POST", "/v1/recommendations", {"text": "비 오는 날", "limit": 1})
+    return made.body["recommendation_id"], made.body["songs"][0]["song_id"]
+
+
+def test_the_openapi_statuses_are_exactly_what_the_handlers_answer(
+    handlers, invoke, local_aws, monkeypatch, unreachable_dynamodb
+) -> None:
+    """Every status each operation documents is produced here by a real request, and every status
+    these requests produce is documented: the document and the handlers cannot drift apart."""
+    from moodtune.catalog import CatalogCache, load_catalog
+
+    recommend_service = service.get_recommend_service()
+    version = recommend_service.model_version
+    rid, song_id = _recommendation_id(handlers, invoke)
+    feedback_path = f"/v1/recommendations/{rid}/feedback"
+
+    def store_on(table) -> RecommendationStore:
+        return RecommendationStore(table, store_text=True, retention_days=1)
+
+    def catalog_on(table) -> CatalogCache:
+        return CatalogCache(lambda: load_catalog(table, version), 300)
+
+    def boom(*_args, **_kwargs):
+        raise RuntimeError("a bug")
+
+    unreachable = unreachable_dynamodb.Table("moodtune-anything")
+    missing = service.dynamodb().Table("moodtune-no-such-table")
+    big = json.dumps({"text": "가" * 6000})
+    good = {"text": "오늘 좋았어"}
+    good_feedback = {"song_id": song_id, "satisfied": True}
+    plain = {"headers": {"content-type": "text/plain"}}
+    # (operation, patch: (object, attribute, value) or None, module, method, path, body, kwargs)
+    scenarios = [
+        ("POST /v1/recommendations", None, "recommend", "POST", "/v1/recommendations", good, {}),
+        ("POST /v1/recommendations", None, "recommend", "POST", "/v1/recommendations", "{", {}),
+        ("POST /v1/recommendations", None, "recommend", "POST", "/v1/recommendations", big, {}),
+        ("POST /v1/recommendations", None, "recommend", "POST", "/v1/recommendations", good, plain),
+        (
+            "POST /v1/recommendations",
+            (recommend_service, "store", store_on(unreachable)),
+            "recommend",
+            "POST",
+            "/v1/recommendations",
+            good,
+            {},
+        ),
+        (
+            "POST /v1/recommendations",
+            (recommend_service, "store", store_on(missing)),
+            "recommend",
+            "POST",
+            "/v1/recommendations",
+            good,
+            {},
+        ),
+        ("POST /v1/emotions", None, "recommend", "POST", "/v1/emotions", good, {}),
+        ("POST /v1/emotions", None, "recommend", "POST", "/v1/emotions", {"text": 1}, {}),
+        ("POST /v1/emotions", None, "recommend", "POST", "/v1/emotions", big, {}),
+        ("POST /v1/emotions", None, "recommend", "POST", "/v1/emotions", good, plain),
+        (
+            "POST /v1/emotions",
+            (recommend_service, "classify", boom),
+            "recommend",
+            "POST",
+            "/v1/emotions",
+            good,
+            {},
+        ),
+        ("GET /v1/songs/{song_id}", None, "recommend", "GET", "/v1/songs/t01", None, {}),
+        ("GET /v1/songs/{song_id}", None, "recommend", "GET", "/v1/songs/" + "x" * 129, None, {}),
+        ("GET /v1/songs/{song_id}", None, "recommend", "GET", "/v1/songs/nope", None, {}),
+        (
+            "GET /v1/songs/{song_id}",
+            (recommend_service, "catalogs", catalog_on(unreachable)),
+            "recommend",
+            "GET",
+            "/v1/songs/t01",
+            None,
+            {},
+        ),
+        (
+            "GET /v1/songs/{song_id}",
+            (recommend_service, "catalogs", catalog_on(missing)),
+            "recommend",
+            "GET",
+            "/v1/songs/t01",
+            None,
+            {},
+        ),
+        ("GET /v1/health", None, "recommend", "GET", "/v1/health", None, {}),
+        (
+            "GET /v1/health",
+            (recommend_service, "catalogs", catalog_on(unreachable)),
+            "recommend",
+            "GET",
+            "/v1/health",
+            None,
+            {},
+        ),
+        (
+            "GET /v1/health",
+            (recommend_service, "catalogs", catalog_on(missing)),
+            "recommend",
+            "GET",
+            "/v1/health",
+            None,
+            {},
+        ),
+        ("GET /v1/openapi.json", None, "recommend", "GET", "/v1/openapi.json", None, {}),
+        (
+            "GET /v1/openapi.json",
+            (handlers.recommend, "openapi_document", boom),
+            "recommend",
+            "GET",
+            "/v1/openapi.json",
+            None,
+            {},
+        ),
+    ]
+    feedback = "POST /v1/recommendations/{recommendation_id}/feedback"
+    scenarios += [
+        (feedback, None, "feedback", "POST", feedback_path, good_feedback, {}),
+        (feedback, None, "feedback", "POST", feedback_path, {"song_id": song_id}, {}),
+        (feedback, None, "feedback", "POST", "/v1/recommendations/nope/feedback", good_feedback, {}),
+        (feedback, None, "feedback", "POST", feedback_path, json.dumps({"song_id": "x" * 20000}), {}),
+        (feedback, None, "feedback", "POST", feedback_path, good_feedback, plain),
+        (feedback, None, "feedback", "POST", feedback_path, {"song_id": "zz", "satisfied": True}, {}),
+        (
+            feedback,
+            (service, "get_store", lambda: store_on(unreachable)),
+            "feedback",
+            "POST",
+            feedback_path,
+            good_feedback,
+            {},
+        ),
+        (
+            feedback,
+            (service, "get_store", lambda: store_on(missing)),
+            "feedback",
+            "POST",
+            feedback_path,
+            good_feedback,
+            {},
+        ),
+    ]
+    answered: dict[str, set[str]] = {}
+    for operation, patch, module, method, path, body, kwargs in scenarios:
+        with monkeypatch.context() as m:
+            if patch is not None:
+                m.setattr(*patch)
+            answer = invoke(getattr(handlers, module), method, path, body, **kwargs)
+        answered.setdefault(operation, set()).add(str(answer.status))
+
+    document = invoke(handlers.recommend, "GET", "/v1/openapi.json").body
+    documented = {
+        f"{method.upper()} {path}": set(operation["responses"])
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert answered == documented
 
 
 TOO_BIG = json.dumps({"text": "가" * 6000})  # 18 KB of UTF-8
@@ -199,11 +403,40 @@ TOO_BIG = json.dumps({"text": "가" * 6000})  # 18 KB of UTF-8
             415,
             "is not application/json",
         ),
+        (
+            "POST",
+            "/v1/recommendations",
+            '{"text": "a", "limit": ' + "7" * 5000 + "}",
+            {},
+            400,
+            "a number has more than 4300 digits",
+        ),
+        ("POST", "/v1/emotions", '{"text": "a", "x": -' + "1" * 4301 + "}", {}, 400, "more than 4300 digits"),
+        (
+            "POST",
+            "/v1/recommendations",
+            '{"text": "a", "\\ud800": 1}',  # a key with a lone surrogate: refused, and quoted safely
+            {},
+            400,
+            "unable to parse raw data as a unicode string",
+        ),
+        (
+            "POST",
+            "/v1/recommendations",
+            '{"text": "a", "exclude": ["\\ud800"]}',
+            {},
+            400,
+            "exclude.0: contains invalid Unicode",
+        ),
         ("POST", "/v1/emotions", {"text": ""}, {}, 400, "text is empty"),
         ("POST", "/v1/emotions", '{"text": "\\ud800"}', {}, 400, "invalid Unicode"),
         ("GET", "/v1/recommendations", None, {}, 405, "method GET is not allowed"),
         ("DELETE", "/v1/songs/t01", None, {}, 405, "method DELETE is not allowed"),
         ("GET", "/v1/nothing-here", None, {}, 404, "no route GET /v1/nothing-here"),
+        # Characters Powertools' router never matches in a path parameter: no route, not a false 405.
+        ("GET", '/v1/songs/a"b', None, {}, 404, "no route GET"),
+        ("GET", "/v1/songs/\ud800", None, {}, 404, "no route GET /v1/songs/?"),
+        ("GET", "/v1/nothing/\udcff", None, {}, 404, "no route GET /v1/nothing/?"),
         (
             "POST",
             "/v1/recommendations",
@@ -230,19 +463,36 @@ def test_an_invalid_base64_body_is_a_400(handlers, http_event, lambda_context) -
     assert answer["statusCode"] == 400 and "base64" in json.loads(answer["body"])["message"]
 
 
-def test_a_failed_record_write_is_a_503_with_retry_after_and_leaves_nothing(
-    handlers, invoke, local_aws, monkeypatch
+def test_an_unreachable_store_is_a_503_with_retry_after_and_leaves_nothing(
+    handlers, invoke, local_aws, monkeypatch, unreachable_dynamodb
 ) -> None:
     recommend_service = service.get_recommend_service()
-    missing_table = service.dynamodb().Table("moodtune-no-such-table")
+    table = unreachable_dynamodb.Table(local_aws.feedback_table)
     monkeypatch.setattr(
-        recommend_service, "store", RecommendationStore(missing_table, store_text=True, retention_days=1)
+        recommend_service, "store", RecommendationStore(table, store_text=True, retention_days=1)
     )
     before = set(_feedback_items(local_aws))
     answer = invoke(handlers.recommend, "POST", "/v1/recommendations", {"text": "오늘 기분이 좋아"})
     assert answer.status == 503
     assert answer.headers["retry-after"] == "1"
-    assert "retry later" in answer.body["message"]
+    assert "retry later" in answer.body["message"] and "EndpointConnectionError" in answer.body["message"]
+    assert set(_feedback_items(local_aws)) == before
+
+
+@pytest.mark.parametrize("table", ["missing", "songs"])  # ResourceNotFoundException, ValidationException
+def test_a_write_the_store_refuses_is_a_500_not_a_503(
+    handlers, invoke, local_aws, monkeypatch, table
+) -> None:
+    """No retry clears these (no such table; an item that does not fit the key schema): 503 with
+    Retry-After would send clients into a loop. User input never gets here: it is validated first."""
+    name = "moodtune-no-such-table" if table == "missing" else local_aws.songs_table
+    recommend_service = service.get_recommend_service()
+    store = RecommendationStore(service.dynamodb().Table(name), store_text=True, retention_days=1)
+    monkeypatch.setattr(recommend_service, "store", store)
+    before = set(_feedback_items(local_aws))
+    answer = invoke(handlers.recommend, "POST", "/v1/recommendations", {"text": "오늘 기분이 좋아"})
+    assert answer.status == 500, answer.body
+    assert answer.body == {"message": "internal error"} and "retry-after" not in answer.headers
     assert set(_feedback_items(local_aws)) == before
 
 
@@ -284,21 +534,37 @@ def test_metrics_are_emitted_as_emf(handlers, invoke, capsys) -> None:
     assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "MoodTune"
 
 
-def test_an_unreadable_catalog_is_a_503_not_a_crash(handlers, invoke, monkeypatch) -> None:
+def test_an_unreachable_catalog_is_a_503_and_a_missing_one_a_500(
+    handlers, invoke, monkeypatch, unreachable_dynamodb
+) -> None:
     from moodtune.catalog import CatalogCache, load_catalog
 
     recommend_service = service.get_recommend_service()
-    missing_songs = service.dynamodb().Table("moodtune-songs-missing")
-    cold = CatalogCache(lambda: load_catalog(missing_songs, recommend_service.model_version), 300)
-    monkeypatch.setattr(recommend_service, "catalogs", cold)
-    for method, path, body in [
-        ("GET", "/v1/health", None),
-        ("GET", "/v1/songs/t01", None),
-        ("POST", "/v1/recommendations", {"text": "괜찮아"}),
+    version = recommend_service.model_version
+    for table, status in [
+        (unreachable_dynamodb.Table("moodtune-songs"), 503),
+        (service.dynamodb().Table("moodtune-songs-missing"), 500),
     ]:
-        answer = invoke(handlers.recommend, method, path, body)
-        assert answer.status == 503, (path, answer.body)
-        assert answer.headers["retry-after"] == "1" and "catalog is unavailable" in answer.body["message"]
+        cold = CatalogCache(lambda table=table: load_catalog(table, version), 300)
+        monkeypatch.setattr(recommend_service, "catalogs", cold)
+        for method, path, body in [
+            ("GET", "/v1/health", None),
+            ("GET", "/v1/songs/t01", None),
+            ("POST", "/v1/recommendations", {"text": "괜찮아"}),
+        ]:
+            answer = invoke(handlers.recommend, method, path, body)
+            assert answer.status == status, (path, answer.body)
+            if status == 503:
+                assert answer.headers["retry-after"] == "1"
+                assert "song catalog is unavailable" in answer.body["message"]
+            else:
+                assert answer.body == {"message": "internal error"} and "retry-after" not in answer.headers
+
+
+def test_a_get_body_is_never_read(handlers, invoke) -> None:
+    for body in ["x" * 20_000, b"\xff\xfe", "{not json"]:
+        answer = invoke(handlers.recommend, "GET", "/v1/health", body, headers={"content-type": "text/plain"})
+        assert answer.status == 200, answer.body
 
 
 def _random_value(rng: random.Random, depth: int = 0) -> object:
@@ -352,3 +618,52 @@ def test_no_input_gets_a_5xx(handlers, invoke) -> None:
         assert isinstance(answer.body.get("message", ""), str)
         statuses.add(answer.status)
     assert {400, 415} <= statuses
+
+
+def test_no_path_method_query_or_header_gets_a_5xx(handlers, http_event, lambda_context) -> None:
+    """A seeded fuzz over paths (odd ids, encodings, surrogates), methods, query strings and headers."""
+    rng = random.Random(20261201)
+    pieces = [
+        "t01",
+        "가나다",
+        "%EA%B0%80",
+        "%ED%A0%80",
+        "%00",
+        "..",
+        "%2e%2e",
+        "a b",
+        'a"b',
+        "a\\b",
+        "\ud800",
+    ]
+    pieces += ["x" * 300, "", "😀", "\u0000", "a;b", "{id}", "<script>", "a%2Fb", "\udfff\ud800"]
+    templates = [
+        "/v1/songs/{}",
+        "/v1/recommendations/{}/feedback",
+        "/v1/{}",
+        "/v1/health",
+        "/{}",
+        "/v1/songs/{}/{}",
+    ]
+    queries = ["", "a=1", "limit=999&limit=1", "text=%ED%A0%80", "x=" + "y" * 3000, "=&&=", "\ud800=1"]
+    statuses = set()
+    for _ in range(250):
+        template = rng.choice(templates)
+        path = template.format(*(rng.choice(pieces) for _ in range(template.count("{}"))))
+        method = rng.choice(["GET", "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
+        module = handlers.feedback if "feedback" in path else handlers.recommend
+        body = rng.choice([None, "", '{"song_id": "t01", "satisfied": true}', '{"text": "좋아"}', "\ud800"])
+        headers = {
+            "content-type": rng.choice(["application/json", "text/plain", "", "application/json; x=\ud800"]),
+            "x-odd": rng.choice(["", "가", "\ud800", "a" * 5000]),
+        }
+        event = http_event(method, path, body, headers=headers)
+        query = rng.choice(queries)
+        event["rawQueryString"] = query
+        if query:
+            event["queryStringParameters"] = dict(part.partition("=")[::2] for part in query.split("&"))
+        answer = module.lambda_handler(event, lambda_context)
+        assert answer["statusCode"] < 500, (method, path, body, query, answer["body"])
+        assert isinstance(json.loads(answer["body"]), dict)
+        statuses.add(answer["statusCode"])
+    assert {200, 400, 404, 405} <= statuses

@@ -1,6 +1,7 @@
 """The song item codec, the Catalog, its TTL cache, and loading/writing SongsTable over the local endpoint."""
 
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from moodtune.catalog import (
     song_to_item,
     write_songs,
 )
+from moodtune.labels import LABELS
 from moodtune.similarity import get_metric
 
 VECTOR = (0.05, 0.6, 0.05, 0.1, 0.05, 0.05, 0.1)
@@ -100,14 +102,98 @@ def test_catalog_cache_reloads_after_the_ttl_and_keeps_serving_on_refresh_failur
     clock.now = 59
     assert cache.get() is first and loads == [0]
     clock.now = 61
+    assert cache.get() is first  # stale: served at once, the refresh runs beside it
+    assert cache.wait(5)
     second = cache.get()
-    assert second is not first and second.song_ids == ("s2",)
+    assert second is not first and second.song_ids == ("s2",) and loads == [0, 61]
     clock.now = 200
+    assert cache.get() is second
+    assert cache.wait(5) and len(loads) == 3
     assert cache.get() is second  # refresh failed: the previous catalog still serves
     clock.now = 201
-    assert cache.get() is second and len(loads) == 3  # failure also waits a TTL before retrying
+    assert cache.get() is second and cache.wait(5) and len(loads) == 3  # a failure waits a TTL too
+    clock.now = 259
+    assert cache.get() is second and cache.wait(5) and len(loads) == 3
     cache.invalidate()
+    assert cache.get() is second and cache.wait(5)
     assert cache.get().song_ids == ("s4",)
+
+
+def test_a_stale_catalog_is_served_without_waiting_for_the_refresh() -> None:
+    clock, release, started = _Clock(), threading.Event(), threading.Event()
+    loads: list[float] = []
+
+    def loader() -> Catalog:
+        loads.append(clock.now)
+        if len(loads) > 1:
+            started.set()
+            assert release.wait(10)
+        return Catalog("m1", (_song(f"s{len(loads)}"),))
+
+    cache = CatalogCache(loader, ttl_seconds=60, clock=clock)
+    first = cache.get()
+    clock.now = 100
+    answers = [cache.get() for _ in range(50)]
+    assert started.wait(5) and all(a is first for a in answers)
+    assert not cache.wait(0)  # all 50 answered while the refresh was still blocked
+    assert len(loads) == 2  # one refresh, however many requests found the catalog stale
+    release.set()
+    assert cache.wait(5) and cache.get().song_ids == ("s2",)
+
+
+def test_a_catalog_older_than_twice_the_ttl_is_reloaded_on_the_callers_thread() -> None:
+    # A frozen Lambda environment may never give a background refresh time to finish.
+    clock, loads = _Clock(), []
+
+    def loader() -> Catalog:
+        loads.append((clock.now, threading.current_thread().name))
+        if len(loads) == 2:
+            raise RuntimeError("SongsTable unavailable")
+        return Catalog("m1", (_song(f"s{len(loads)}"),))
+
+    cache = CatalogCache(loader, ttl_seconds=60, clock=clock)
+    first = cache.get()
+    clock.now = 120
+    assert cache.get() is first  # the reload on this thread failed: the old catalog serves
+    assert loads[1] == (120, threading.current_thread().name)
+    clock.now = 179
+    assert cache.get() is first and len(loads) == 2  # a failure waits a TTL
+    clock.now = 180
+    fresh = cache.get()
+    assert fresh.song_ids == ("s3",) and loads[2] == (180, threading.current_thread().name)
+
+
+def test_the_first_load_happens_on_the_callers_thread() -> None:
+    seen: list[str] = []
+
+    def loader() -> Catalog:
+        seen.append(threading.current_thread().name)
+        return Catalog("m1", ())
+
+    CatalogCache(loader, ttl_seconds=60).get()
+    assert seen == [threading.current_thread().name]
+
+
+def test_prepare_computes_each_metric_once_at_load_time() -> None:
+    catalog = Catalog("m1", (_song("a"), _song("b", (1, 0, 0, 0, 0, 0, 0))))
+    cosine = get_metric("cosine")
+    assert catalog.prepare(cosine) is catalog
+    prepared = catalog._prepared["cosine"]
+    assert catalog.prepared(cosine) is prepared
+    np.testing.assert_allclose(np.linalg.norm(prepared, axis=0), 1.0, rtol=1e-6)
+
+
+def test_answer_fields_are_the_songs_answer_with_scores_rounded() -> None:
+    song = _song("s1", (0.1234567, 0.6, 0.05, 0.1, 0.05, 0.05, 0.0265433))
+    fields = song.answer_fields
+    assert fields is song.answer_fields  # computed once per song
+    assert fields == {
+        "song_id": "s1",
+        "title": "title s1",
+        "artist": "artist",
+        "dominant": "sadness",
+        "scores": dict(zip(LABELS, (0.123457, 0.6, 0.05, 0.1, 0.05, 0.05, 0.026543), strict=True)),
+    }
 
 
 def test_catalog_cache_raises_when_the_first_load_fails() -> None:

@@ -99,6 +99,22 @@ def test_event_is_payload_format_2() -> None:
 
 
 @pytest.mark.parametrize(
+    ("target", "raw_path"),
+    [
+        ("/v1/songs/%EA%B0%80?q=%EA%B0%80", "/v1/songs/가"),  # decoded, like the HTTP API
+        ("/v1/songs/a%20b", "/v1/songs/a b"),
+        ("/v1/songs/%ED%A0%80", "/v1/songs/\ufffd\ufffd\ufffd"),  # not UTF-8: replaced, never a surrogate
+        ("/v1/songs/s1", "/v1/songs/s1"),
+    ],
+)
+def test_the_raw_path_arrives_percent_decoded(target: str, raw_path: str) -> None:
+    r = route("GET", "/v1/songs/{song_id}")
+    event = build_event(r, {}, "GET", target, [], b"", "127.0.0.1")
+    assert event["rawPath"] == event["requestContext"]["http"]["path"] == raw_path
+    assert event["rawQueryString"] == (target.partition("?")[2])  # the query string stays as sent
+
+
+@pytest.mark.parametrize(
     ("body", "content_type"),
     [(b'{"text": "\xff"}', "application/json"), (b"\x00\x01binary", "application/octet-stream")],
 )

@@ -6,25 +6,29 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 from botocore.config import Config
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError, ReadTimeoutError
 
+from infra.local.aws import load_template
 from moodtune.records import (
     RecommendationNotFound,
     RecommendationRecord,
     RecommendationStore,
     RecommendedSongRecord,
     SongNotInRecommendation,
+    StoreFailure,
     StoreUnavailable,
     new_recommendation_id,
 )
-from moodtune.service import DYNAMODB_CONFIG
+from moodtune.service import DYNAMODB_CALL_WORST_CASE_S, DYNAMODB_CONFIG
 
+ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 SCORES = {
     "joy": 0.1,
@@ -65,8 +69,11 @@ class _Table:
         raise self.error
 
 
-def _client_error(code: str, item: dict | None = None) -> ClientError:
-    response: dict[str, Any] = {"Error": {"Code": code, "Message": code}}
+def _client_error(code: str, item: dict | None = None, status: int = 400) -> ClientError:
+    response: dict[str, Any] = {
+        "Error": {"Code": code, "Message": code},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
     if item is not None:
         response["Item"] = item
     return ClientError(response, "UpdateItem")
@@ -105,9 +112,31 @@ def test_a_recommendation_without_songs_has_no_empty_string_set() -> None:
             _client_error("ConditionalCheckFailedException", {"recommendation_id": {"S": "x"}}),
             SongNotInRecommendation,
         ),
+        (  # past expires_at, not yet deleted by DynamoDB's TTL: gone, as far as the API is concerned
+            _client_error(
+                "ConditionalCheckFailedException",
+                {"recommendation_id": {"S": "x"}, "expires_at": {"N": str(int(NOW.timestamp()) - 1)}},
+            ),
+            RecommendationNotFound,
+        ),
+        (
+            _client_error(
+                "ConditionalCheckFailedException",
+                {"recommendation_id": {"S": "x"}, "expires_at": {"N": str(int(NOW.timestamp()) + 60)}},
+            ),
+            SongNotInRecommendation,
+        ),
         (_client_error("ProvisionedThroughputExceededException"), StoreUnavailable),
-        (_client_error("ResourceNotFoundException"), StoreUnavailable),
+        (_client_error("ThrottlingException"), StoreUnavailable),
+        (_client_error("InternalServerError", status=500), StoreUnavailable),
+        (_client_error("SomethingNew", status=503), StoreUnavailable),
         (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), StoreUnavailable),
+        (ReadTimeoutError(endpoint_url="http://127.0.0.1:1"), StoreUnavailable),
+        # No retry clears these: a bug or a misconfiguration, answered 500 rather than 503.
+        (_client_error("ValidationException"), StoreFailure),
+        (_client_error("ResourceNotFoundException"), StoreFailure),
+        (_client_error("AccessDeniedException"), StoreFailure),
+        (ParamValidationError(report="bad"), StoreFailure),
     ],
 )
 def test_feedback_errors_are_told_apart(error: Exception, expected: type) -> None:
@@ -126,7 +155,21 @@ def test_put_failure_is_store_unavailable_with_retry_after() -> None:
 
 
 def test_client_config_retries_in_standard_mode() -> None:
-    assert DYNAMODB_CONFIG.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert DYNAMODB_CONFIG.retries == {"mode": "standard", "total_max_attempts": 2}
+
+
+def test_a_dynamodb_call_gives_up_well_inside_every_serving_functions_timeout() -> None:
+    """attempts x (connect + read timeout) + the longest backoff must leave the function time to
+    answer 503 itself: otherwise Lambda's timeout answers first, as a plain 500."""
+    attempts = DYNAMODB_CONFIG.retries["total_max_attempts"]
+    per_attempt = DYNAMODB_CONFIG.connect_timeout + DYNAMODB_CONFIG.read_timeout
+    worst = attempts * per_attempt + sum(2**i for i in range(attempts - 1))  # throttling backoff: 1 s, 2 s...
+    assert worst <= DYNAMODB_CALL_WORST_CASE_S
+    template = load_template(ROOT / "template.yaml")
+    default = template["Globals"]["Function"]["Timeout"]
+    for function in ("RecommendFunction", "FeedbackFunction"):
+        timeout = template["Resources"][function]["Properties"].get("Timeout", default)
+        assert worst <= timeout - 1, (function, worst, timeout)
 
 
 # ------------------------------------------------------------ over HTTP

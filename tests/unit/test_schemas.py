@@ -10,6 +10,7 @@ from moodtune.schemas import (
     TEXT_MAX_CHARS,
     EmotionRequest,
     FeedbackRequest,
+    HealthResponse,
     RecommendationRequest,
 )
 
@@ -89,3 +90,39 @@ def test_json_schema_documents_the_text_limits() -> None:
     text = RecommendationRequest.model_json_schema()["properties"]["text"]
     assert (text["minLength"], text["maxLength"]) == (1, TEXT_MAX_CHARS)
     assert RecommendationRequest.model_json_schema()["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "loc"),
+    [
+        (FeedbackRequest, {"song_id": "s\ud800", "satisfied": True}, ("song_id",)),
+        (FeedbackRequest, {"song_id": "\udfff" * 200, "satisfied": True}, ("song_id",)),  # before length
+        (RecommendationRequest, {"text": "a", "exclude": ["ok", "\udc00"]}, ("exclude", 1)),
+    ],
+)
+def test_song_ids_with_lone_surrogates_are_refused_like_text(model: type, data: dict, loc: tuple) -> None:
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(data)
+    [error] = info.value.errors()
+    assert error["loc"] == loc and error["type"] == "string_unicode"
+    assert error["msg"] == "contains invalid Unicode (lone surrogates)"
+
+
+def test_song_id_length_messages_are_unchanged() -> None:
+    with pytest.raises(ValidationError) as info:
+        FeedbackRequest.model_validate({"song_id": "x" * 129, "satisfied": True})
+    assert info.value.errors()[0]["msg"] == "String should have at most 128 characters"
+
+
+def test_health_is_ok_or_degraded_only() -> None:
+    for status in ("ok", "degraded"):
+        assert HealthResponse(status=status, model_version="m", catalog_size=0).status == status
+    with pytest.raises(ValidationError):
+        HealthResponse(status="broken", model_version="m", catalog_size=0)
+
+
+def test_a_requests_repr_never_shows_the_users_text() -> None:
+    request = RecommendationRequest.model_validate({"text": "아무도 모르는 비밀", "exclude": ["s1"]})
+    for shown in (repr(request), str(request), f"{request}", repr([request])):
+        assert "비밀" not in shown and "s1" not in shown
+        assert "RecommendationRequest(text, limit, mode, exclude)" in shown

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -64,6 +65,12 @@ def top_emotions(scores: Sequence[float], top: int = EXPLAIN_TOP, min_p: float =
     return picked or ((LABELS[order[0]], round(values[order[0]], 3)),)
 
 
+@lru_cache(maxsize=1 << 16)
+def _song_top(vector: tuple[float, ...]) -> tuple:
+    # A song's top emotions do not depend on the text: worked out once per song, not per request.
+    return top_emotions(vector)
+
+
 def explain(
     text_scores: Sequence[float], song_scores: Sequence[float], text_top: tuple | None = None
 ) -> Explanation:
@@ -72,7 +79,7 @@ def explain(
     ``text_top`` may be passed in when explaining many songs for the same text.
     """
     text_top = text_top if text_top is not None else top_emotions(text_scores)
-    song_top = top_emotions(song_scores)
+    song_top = _song_top(song_scores) if isinstance(song_scores, tuple) else top_emotions(song_scores)
     song_labels = {label for label, _ in song_top}
     shared = tuple(label for label, _ in text_top if label in song_labels)
     return Explanation(song_top=song_top, text_top=text_top, shared=shared)
@@ -102,9 +109,11 @@ def recommend(
         return []
     similarity_metric = get_metric(metric)
     similarities = similarity_metric(scores, catalog.prepared(similarity_metric))
-    excluded = catalog.mask(exclude)
+    exclude = tuple(exclude)
+    excluded = catalog.mask(exclude) if exclude else None
     if mode == "dominant":
-        excluded |= catalog.dominant != LABEL_INDEX[dominant_label(scores)]
+        other = catalog.dominant != LABEL_INDEX[dominant_label(scores)]
+        excluded = other if excluded is None else excluded | other
     rows = top_k(similarities, limit, excluded)
     text_top = top_emotions(scores)
     return [

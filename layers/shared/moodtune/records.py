@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from moodtune.labels import LABELS
 
@@ -38,8 +39,64 @@ class StoreUnavailable(StoreError):
         self.retry_after = retry_after
 
 
+class StoreFailure(StoreError):
+    """DynamoDB refused the request for a reason that retrying cannot fix (ValidationException,
+    ResourceNotFoundException, AccessDeniedException...): a bug or a misconfiguration of ours, since
+    every user value is validated before it reaches DynamoDB. Answered 500, never 503."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# Error codes that a later attempt can clear: botocore's standard-mode retryable codes, which is what
+# "kept failing after retries" means here. Everything else with a 4xx status is StoreFailure.
+_TRANSIENT_CODES = frozenset(
+    {
+        "InternalServerError",
+        "LimitExceededException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "ServiceUnavailable",
+        "ThrottlingException",
+        "Throttling",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    }
+)
+
+
+def error_code(exc: Exception) -> str:
+    """The DynamoDB error code of a ClientError, or the exception's class name."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    return type(exc).__name__
+
+
+def is_transient(exc: Exception) -> bool:
+    """True when a later attempt may succeed: connection problems, timeouts, throttling, 5xx."""
+    if not isinstance(exc, ClientError):
+        # Connection refused or reset, connect and read timeouts; not NoCredentialsError or
+        # ParamValidationError, which are BotoCoreErrors too but no retry clears them.
+        return isinstance(exc, BotoConnectionError | HTTPClientError)
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return status >= 500 or status == 429 or error_code(exc) in _TRANSIENT_CODES
+
+
+def store_error(what: str, exc: Exception) -> StoreError:
+    """The StoreError for a botocore failure of ``what``: StoreUnavailable (503) when it may clear,
+    StoreFailure (500) when it will not."""
+    code = error_code(exc)
+    if is_transient(exc):
+        return StoreUnavailable(f"{what} is unavailable ({code}); retry later")
+    return StoreFailure(f"{what} refused the request ({code})", code)
+
+
 class RecommendationNotFound(StoreError):
-    """No recommendation has this id (never made, or expired)."""
+    """No recommendation has this id (never made, or expired: past ``expires_at`` even if DynamoDB's
+    TTL has not deleted it yet)."""
 
 
 class SongNotInRecommendation(StoreError):
@@ -97,7 +154,8 @@ class RecommendationStore:
     """Reads and writes recommendation records in FeedbackTable (a boto3 Table resource).
 
     Give the table's resource a botocore retry config (``moodtune.service.DYNAMODB_CONFIG``) so
-    throttling and 5xx answers are retried before ``StoreUnavailable`` is raised.
+    throttling and 5xx answers are retried before ``StoreUnavailable`` is raised; errors that no
+    retry can clear raise ``StoreFailure``.
     """
 
     def __init__(self, table: Any, *, store_text: bool, retention_days: int) -> None:
@@ -128,27 +186,36 @@ class RecommendationStore:
         return item
 
     def put(self, record: RecommendationRecord) -> None:
-        """Write the record (one PutItem). Raises ``StoreUnavailable`` when DynamoDB keeps failing."""
+        """Write the record (one PutItem). Raises ``StoreUnavailable`` when DynamoDB keeps failing,
+        ``StoreFailure`` when it refuses the write."""
         try:
             self.table.put_item(Item=self.to_item(record))
         except (ClientError, BotoCoreError) as exc:
-            raise self._unavailable("put", exc) from exc
+            raise self._error("put", exc) from exc
 
     def apply_feedback(
         self, recommendation_id: str, song_id: str, satisfied: bool, now: datetime
     ) -> FeedbackResult:
         """Record feedback on one song of a recommendation with ONE conditional UpdateItem.
 
-        The condition (the record exists and lists the song) is checked by DynamoDB in the same
-        write; on failure the old item comes back with the error, which tells the two cases apart.
-        Raises ``RecommendationNotFound``, ``SongNotInRecommendation`` or ``StoreUnavailable``.
+        The condition (the record exists, has not expired, and lists the song) is checked by
+        DynamoDB in the same write; on failure the old item comes back with the error, which tells
+        the cases apart. A record past ``expires_at`` is gone as far as the API is concerned, even
+        while DynamoDB's TTL (which deletes within days, not at once) still keeps it. A record
+        without ``expires_at`` never expires, as DynamoDB's TTL treats it.
+        Raises ``RecommendationNotFound``, ``SongNotInRecommendation``, ``StoreUnavailable`` or
+        ``StoreFailure``.
         """
         at = _iso(now)
+        epoch = int(now.timestamp())
+        live = Attr("expires_at").not_exists() | Attr("expires_at").gt(epoch)
         try:
             response = self.table.update_item(
                 Key={"recommendation_id": recommendation_id},
                 UpdateExpression="SET feedback.#song = :fb, feedback_day = :day, feedback_at = :at",
-                ConditionExpression=Attr("recommendation_id").exists() & Attr("song_ids").contains(song_id),
+                ConditionExpression=Attr("recommendation_id").exists()
+                & live
+                & Attr("song_ids").contains(song_id),
                 ExpressionAttributeNames={"#song": song_id},
                 ExpressionAttributeValues={
                     ":fb": {"satisfied": satisfied, "at": at},
@@ -159,15 +226,16 @@ class RecommendationStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                if "Item" in exc.response:
-                    raise SongNotInRecommendation(
-                        f"song {song_id!r} is not in recommendation {recommendation_id!r}"
-                    ) from None
-                raise RecommendationNotFound(f"no recommendation {recommendation_id!r}") from None
-            raise self._unavailable("feedback", exc) from exc
+            if error_code(exc) == "ConditionalCheckFailedException":
+                old = exc.response.get("Item")
+                if old is None or _expired(old, epoch):
+                    raise RecommendationNotFound(f"no recommendation {recommendation_id!r}") from None
+                raise SongNotInRecommendation(
+                    f"song {song_id!r} is not in recommendation {recommendation_id!r}"
+                ) from None
+            raise self._error("feedback", exc) from exc
         except BotoCoreError as exc:
-            raise self._unavailable("feedback", exc) from exc
+            raise self._error("feedback", exc) from exc
         item = response.get("Attributes", {})
         return FeedbackResult(
             recommendation_id=recommendation_id,
@@ -177,14 +245,22 @@ class RecommendationStore:
             model_version=str(item.get("model_version", "unknown")),
         )
 
-    def _unavailable(self, operation: str, exc: Exception) -> StoreUnavailable:
-        if isinstance(exc, ClientError):
-            code = exc.response.get("Error", {}).get("Code", "ClientError")
-        else:
-            code = type(exc).__name__
+    def _error(self, operation: str, exc: Exception) -> StoreError:
+        error = store_error("the recommendation store", exc)
         logger.error(
-            "FeedbackTable %s failed after retries",
+            "FeedbackTable %s failed%s",
             operation,
-            extra={"error_code": code, "table": self.table.name},
+            " after retries" if isinstance(error, StoreUnavailable) else "",
+            extra={"error_code": error_code(exc), "table": self.table.name},
         )
-        return StoreUnavailable(f"the recommendation store is unavailable ({code}); retry later")
+        return error
+
+
+def _expired(item: Mapping[str, Any], epoch: int) -> bool:
+    """Whether a low-level item (as ReturnValuesOnConditionCheckFailure returns it) is past expires_at."""
+    raw = item.get("expires_at", {})
+    value = raw.get("N") if isinstance(raw, Mapping) else raw
+    try:
+        return value is not None and int(Decimal(str(value))) <= epoch
+    except (ArithmeticError, ValueError):
+        return False

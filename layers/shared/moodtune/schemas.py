@@ -1,14 +1,24 @@
 """Request and response models of the HTTP API, shared by the handlers and the OpenAPI document.
 
 Requests are strict: unknown fields are refused, numbers are not read from strings, booleans are
-only ``true``/``false``, and ``text`` is measured after ``normalize_text`` (NFC, trimmed).
+only ``true``/``false``, ``text`` is measured after ``normalize_text`` (NFC, trimmed), and no string
+may hold a lone surrogate (JSON's ``"\ud800"``), which neither the tokenizer nor DynamoDB accepts.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
 from pydantic_core import PydanticCustomError
 
 from moodtune.text import normalize_text
@@ -19,6 +29,18 @@ EXCLUDE_MAX = 50
 SONG_ID_MAX_CHARS = 128
 
 Label = Literal["joy", "sadness", "anger", "fear", "surprise", "disgust", "neutral"]
+
+
+def _no_lone_surrogates(value: object) -> object:
+    """Refuse a string with a lone surrogate, with a clear message (before length checks run)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PydanticCustomError(
+                "string_unicode", "contains invalid Unicode (lone surrogates)"
+            ) from None
+    return value
 
 
 def _checked_text(value: str) -> str:
@@ -47,12 +69,23 @@ Text = Annotated[
         examples=["오늘 하루 너무 지치고 우울했어"],
     ),
 ]
-SongId = Annotated[StrictStr, Field(min_length=1, max_length=SONG_ID_MAX_CHARS, examples=["song-0001"])]
+SongId = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=SONG_ID_MAX_CHARS, examples=["song-0001"]),
+    BeforeValidator(_no_lone_surrogates),
+]
 Scores = Annotated[dict[Label, float], Field(description="probability of each emotion (they sum to 1)")]
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __repr__(self) -> str:
+        # Field names only: a request's repr must never carry the user's text into a log or a trace
+        # (Powertools debug-logs the route's arguments, building this repr on every request).
+        return f"{type(self).__name__}({', '.join(type(self).model_fields)})"
+
+    __str__ = __repr__
 
 
 class EmotionRequest(_Request):
@@ -153,7 +186,7 @@ class SongResponse(BaseModel):
 class HealthResponse(BaseModel):
     """Answer of GET /v1/health."""
 
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(description="degraded: serving, but the catalog is empty")
     model_version: str
     catalog_size: int
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -25,8 +25,10 @@ from moodtune.records import (
     RecommendationRecord,
     RecommendationStore,
     RecommendedSongRecord,
-    StoreUnavailable,
+    StoreError,
+    error_code,
     new_recommendation_id,
+    store_error,
 )
 from moodtune.settings import Settings, get_settings
 
@@ -39,14 +41,38 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Throttling and 5xx answers are retried (standard mode: exponential backoff with jitter, 3 attempts in
-# all, at most ~3 s of backoff) before a StoreUnavailable reaches the client as 503; short timeouts
-# keep a dead endpoint from eating the function's whole timeout.
+# Timeouts and attempts sized to the functions' Timeouts (template.yaml), so that a hung or throttled
+# DynamoDB is answered 503 + Retry-After by the function, not a plain 500 by Lambda timing it out.
+# One call, worst case: 2 attempts x (0.5 s connect + 0.8 s read) = 2.6 s, plus one backoff: 25 ms
+# after a timeout or 5xx, at most 1 s after throttling (which itself answers in milliseconds) -> 3.6 s.
+# - FeedbackFunction (Timeout 5 s): one UpdateItem per request -> 503 within 3.6 s.
+# - RecommendFunction (Timeout 10 s): one PutItem per request -> 503 within 3.6 s. The catalog refresh
+#   runs beside requests (moodtune.catalog.CatalogCache), never on their path. Only a request that
+#   finds no catalog at all (the load at init failed) also reads the Query's pages (1 MB each); its
+#   first call that fails ends it, so it answers 503 within 3.6 s of that call.
+# - Init (Lambda allows 10 s): model session ~1 s + the catalog Query, which gives up within 3.6 s of
+#   its first failing page; init then goes on without a catalog (warm_recommend).
+# read_timeout bounds the wait for each chunk of an answer, not a whole 1 MB page.
 DYNAMODB_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
+    retries={"mode": "standard", "total_max_attempts": 2},
+    connect_timeout=0.5,
+    read_timeout=0.8,
     tcp_keepalive=True,
+)
+# The catalog Query runs at init and on the background refresh, never on a request's path, and its
+# pages are large (up to 1 MB; the local endpoint takes ~1 ms an item to answer): a longer read timeout,
+# still inside Lambda's 10 s init with the model session (~1 s): 2 x (1 s + 2 s) + 1 s backoff = 7 s.
+CATALOG_DYNAMODB_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 2},
+    connect_timeout=1,
+    read_timeout=2,
+    tcp_keepalive=True,
+)
+# The worst case above, for the tests that hold it against template.yaml.
+DYNAMODB_CALL_WORST_CASE_S = (
+    DYNAMODB_CONFIG.retries["total_max_attempts"]
+    * (DYNAMODB_CONFIG.connect_timeout + DYNAMODB_CONFIG.read_timeout)
+    + 1.0
 )
 
 
@@ -60,9 +86,10 @@ class Classification:
     tokenize_ms: float
     inference_ms: float
 
-    @property
+    @cached_property
     def scores_by_label(self) -> dict[str, float]:
-        return {label: round(float(p), 6) for label, p in zip(LABELS, self.scores, strict=True)}
+        """Label -> probability rounded to 6 places (computed once: the record and the answer use it)."""
+        return {label: round(float(p), 6) for label, p in zip(LABELS, self.scores.tolist(), strict=True)}
 
 
 @dataclass(frozen=True)
@@ -99,12 +126,13 @@ class RecommendService:
         return self.classifier.model_version
 
     def catalog(self) -> Catalog:
-        """The current catalog; ``StoreUnavailable`` when SongsTable cannot be read and none is cached."""
+        """The current catalog. When none is cached and SongsTable cannot be read: ``StoreUnavailable``
+        (503) if it may clear, ``StoreFailure`` (500) if not (no table, no permission)."""
         try:
             return self.catalogs.get()
         except (ClientError, BotoCoreError) as exc:
-            logger.error("song catalog could not be loaded", extra={"error": type(exc).__name__})
-            raise StoreUnavailable("the song catalog is unavailable; retry later") from exc
+            logger.error("song catalog could not be loaded", extra={"error_code": error_code(exc)})
+            raise store_error("the song catalog", exc) from exc
 
     def classify(self, text: str) -> Classification:
         """Emotion distribution of one (already validated) text."""
@@ -172,6 +200,12 @@ def dynamodb() -> Any:
 
 
 @lru_cache(maxsize=1)
+def catalog_dynamodb() -> Any:
+    """The DynamoDB resource for reading SongsTable's catalog (``CATALOG_DYNAMODB_CONFIG``)."""
+    return boto3.resource("dynamodb", config=CATALOG_DYNAMODB_CONFIG)
+
+
+@lru_cache(maxsize=1)
 def get_store() -> RecommendationStore:
     """The recommendation store on FEEDBACK_TABLE."""
     settings: Settings = get_settings()
@@ -195,24 +229,28 @@ def get_classifier() -> EmotionClassifier:
 def get_recommend_service() -> RecommendService:
     """The recommend function's service: classifier, catalog cache of its model version, store."""
     from moodtune.catalog import CatalogCache, load_catalog
+    from moodtune.similarity import DEFAULT_METRIC, get_metric
 
     settings = get_settings()
     classifier = get_classifier()
-    songs_table = dynamodb().Table(settings.songs_table)
+    songs_table = catalog_dynamodb().Table(settings.songs_table)
+    metric = get_metric(DEFAULT_METRIC)
     catalogs = CatalogCache(
-        lambda: load_catalog(songs_table, classifier.model_version),
+        # Prepared for the metric as it loads (at init and on each refresh), not on a request.
+        lambda: load_catalog(songs_table, classifier.model_version).prepare(metric),
         ttl_seconds=settings.catalog_ttl_seconds,
     )
     return RecommendService(classifier, catalogs, get_store())
 
 
 def warm_recommend() -> None:
-    """Load the model and the catalog now (Lambda init). A catalog that cannot be read yet is logged,
-    not raised: requests then answer 503 and retry the load, instead of the whole function failing."""
+    """Load the model and the catalog, prepared for the metric, now (Lambda init). A catalog that
+    cannot be read yet is logged, not raised: requests then answer 503 (or 500 for a missing table)
+    and retry the load, instead of the whole function failing its init."""
     service = get_recommend_service()
     try:
         service.catalog()
-    except StoreUnavailable:
+    except StoreError:
         logger.warning("catalog not loaded at init; will retry on the first request")
 
 
