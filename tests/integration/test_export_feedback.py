@@ -508,13 +508,20 @@ def test_a_long_outage_is_caught_up_a_window_at_a_time(users, s3, exporter_for, 
 
 def test_the_days_per_run_come_from_the_environment(monkeypatch) -> None:
     from moodtune.feedback_export import MAX_DAYS_PER_RUN, exporter_from_env
+    from moodtune.settings import get_settings
 
+    monkeypatch.delenv("EXPORT_MAX_DAYS_PER_RUN", raising=False)
+    get_settings.cache_clear()
     assert exporter_from_env(bucket="b").max_days_per_run == MAX_DAYS_PER_RUN
     monkeypatch.setenv("EXPORT_MAX_DAYS_PER_RUN", "7")
+    get_settings.cache_clear()
     assert exporter_from_env(bucket="b").max_days_per_run == 7
     monkeypatch.setenv("EXPORT_MAX_DAYS_PER_RUN", "0")
+    get_settings.cache_clear()
     with pytest.raises(ExportError, match="EXPORT_MAX_DAYS_PER_RUN"):
         exporter_from_env(bucket="b")
+    monkeypatch.delenv("EXPORT_MAX_DAYS_PER_RUN")
+    get_settings.cache_clear()
 
 
 # ---------------------------------------------------------------- events/export_feedback (sam local invoke)

@@ -53,7 +53,6 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from moodtune.labels import LABELS
 
@@ -610,11 +609,11 @@ def exporter_from_env(
 
     from moodtune.settings import get_settings
 
-    settings = get_settings()
     try:
-        per_run = _RunSettings().export_max_days_per_run
+        settings = get_settings()
     except ValidationError as exc:
-        raise ExportError(f"EXPORT_MAX_DAYS_PER_RUN: {exc.errors(include_url=False)[0]['msg']}") from None
+        error = exc.errors(include_url=False)[0]
+        raise ExportError(f"{str(error['loc'][0]).upper()}: {error['msg']}") from None
     return FeedbackExporter(
         dynamodb_client or boto3.client("dynamodb", config=AWS_CONFIG),
         s3_client or boto3.client("s3", config=AWS_CONFIG),
@@ -622,17 +621,9 @@ def exporter_from_env(
         bucket=bucket if bucket is not None else settings.export_bucket,
         initial_days=settings.export_initial_days,
         settle=timedelta(minutes=settings.export_settle_minutes),
-        max_days_per_run=per_run,
+        max_days_per_run=settings.export_max_days_per_run,
         **({"clock": clock} if clock else {}),
     )
-
-
-class _RunSettings(BaseSettings):
-    """EXPORT_MAX_DAYS_PER_RUN: the days one scheduled run exports at most (a catch-up window)."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
-
-    export_max_days_per_run: int = Field(default=MAX_DAYS_PER_RUN, ge=1, le=400)
 
 
 # ---------------------------------------------------------------- by hand (``moodtune export-feedback``)

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     export_bucket: str = Field(default="", max_length=63)
     export_initial_days: int = Field(default=30, ge=0, le=400)
     export_settle_minutes: int = Field(default=15, ge=0, le=1440)
+    # The days one scheduled run exports at most (a catch-up window after an outage).
+    export_max_days_per_run: int = Field(default=31, ge=1, le=400)
 
 
 @lru_cache(maxsize=1)
