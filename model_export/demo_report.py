@@ -1,0 +1,190 @@
+"""What the demo bundle does with the demo data: the figures and tables the README quotes.
+
+    python -m model_export.demo_report            # after `make demo-model`
+    python -m model_export.demo_report --json
+
+It scores ``data/demo/songs.jsonl`` with the bundle exactly as ingestion does (4-line chunks, mean),
+compares each song's dominant emotion with the one its writer meant (``song_intent.tsv``), lists the
+reference cases the model gets wrong, and recommends songs for one typical text per emotion with the
+serving code (``distribution`` mode). Nothing here needs AWS or the local stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from model_export.errors import ModelExportError, run_cli
+from moodtune.catalog import Catalog
+from moodtune.classifier import EmotionClassifier
+from moodtune.ingest import CatalogEntry, SongScorer, read_catalog_file, scored_song
+from moodtune.labels import LABELS
+from moodtune.recommend import recommend
+
+BUNDLE = Path("models/demo")
+CATALOG = Path("data/demo/songs.jsonl")
+INTENT = Path("data/demo/song_intent.tsv")
+REFERENCE = Path("data/demo/reference.tsv")
+
+# One typical text per emotion, written for this report (none is in the corpus or reference set).
+SAMPLE_TEXTS = (
+    "드디어 월급날!! 오늘은 치킨이다 ㅎㅎ",
+    "헤어진 지 한 달인데 아직도 네 생각뿐이야 ㅠㅠ",
+    "팀장님이 내 아이디어를 자기 거라고 발표함 진짜 열받아",
+    "내일 건강검진 결과 나오는데 너무 불안해",
+    "헐 10년 만에 초등학교 친구를 지하철에서 만남 대박",
+    "옆자리 사람 쩝쩝거리면서 먹는 소리 진짜 역겹다",
+    "내일 오전 10시 회의, 자료는 공유폴더에 올려둠",
+)
+
+
+def read_tsv(path: Path, columns: tuple[str, str]) -> list[tuple[str, str]]:
+    """Rows of a two-column TSV with a header naming ``columns``."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+    except OSError as exc:
+        raise ModelExportError(f"{path}: cannot read ({exc.strerror}).") from exc
+    if rows and not set(columns) <= set(rows[0]):
+        raise ModelExportError(f"{path}: expected the columns {columns}, found {list(rows[0])}.")
+    return [(row[columns[0]], row[columns[1]]) for row in rows]
+
+
+def score_catalog(classifier: EmotionClassifier, catalog: Path) -> Catalog:
+    """The demo catalog scored as ``moodtune ingest`` scores it."""
+    entries = [p for p in read_catalog_file(catalog) if isinstance(p, CatalogEntry)]
+    scores = SongScorer(classifier).score([e.song.lyrics for e in entries])
+    songs = tuple(scored_song(e.song, s) for e, s in zip(entries, scores, strict=True) if s)
+    return Catalog(model_version=classifier.model_version, songs=songs)
+
+
+def reference_misses(classifier: EmotionClassifier, reference: Path) -> dict[str, Any]:
+    """Accuracy on the reference cases and every miss with its probabilities."""
+    rows = read_tsv(reference, ("label", "text"))
+    probs = classifier.predict([text for _, text in rows])
+    misses = [
+        {"text": text, "gold": gold, "predicted": LABELS[int(p.argmax())], "p": round(float(p.max()), 3)}
+        for (gold, text), p in zip(rows, probs, strict=True)
+        if LABELS[int(p.argmax())] != gold
+    ]
+    return {"n": len(rows), "accuracy": round(1 - len(misses) / max(len(rows), 1), 4), "misses": misses}
+
+
+def intent_agreement(catalog: Catalog, intent: Path) -> dict[str, Any]:
+    """How often a song's scored dominant emotion is the one its writer meant, and what it became."""
+    meant = dict(read_tsv(intent, ("song_id", "intended_dominant")))
+    pairs = [(meant[s.song_id], s.dominant) for s in catalog.songs if s.song_id in meant]
+    matched = sum(a == b for a, b in pairs)
+    return {
+        "songs": len(pairs),
+        "matched": matched,
+        "share": round(matched / max(len(pairs), 1), 4),
+        "scored_dominant": dict(Counter(b for _, b in pairs)),
+        "by_intent": {
+            label: {"n": sum(a == label for a, _ in pairs), "matched": sum(a == b == label for a, b in pairs)}
+            for label in LABELS
+        },
+    }
+
+
+def sample_recommendations(
+    classifier: EmotionClassifier, catalog: Catalog, intent: Path, top: int
+) -> list[dict[str, Any]]:
+    """Top songs (distribution mode) for each sample text, with each song's scored and meant emotion."""
+    meant = dict(read_tsv(intent, ("song_id", "intended_dominant")))
+    out = []
+    for text, scores in zip(SAMPLE_TEXTS, classifier.predict(list(SAMPLE_TEXTS)), strict=True):
+        matches = recommend(catalog, np.asarray(scores), limit=top)
+        out.append(
+            {
+                "text": text,
+                "dominant": LABELS[int(scores.argmax())],
+                "p": round(float(scores.max()), 2),
+                "songs": [
+                    {
+                        "song_id": m.song.song_id,
+                        "title": m.song.title,
+                        "artist": m.song.artist,
+                        "dominant": m.song.dominant,
+                        "meant": meant.get(m.song.song_id, "?"),
+                    }
+                    for m in matches
+                ],
+            }
+        )
+    return out
+
+
+def build_report(bundle: Path, catalog: Path, intent: Path, reference: Path, top: int) -> dict[str, Any]:
+    """Every figure of the report, as one JSON-ready mapping."""
+    classifier = EmotionClassifier.from_bundle(bundle)
+    songs = score_catalog(classifier, catalog)
+    return {
+        "model_version": classifier.model_version,
+        "reference": reference_misses(classifier, reference),
+        "catalog": intent_agreement(songs, intent),
+        "samples": sample_recommendations(classifier, songs, intent, top),
+    }
+
+
+def print_report(report: dict[str, Any], console: Console) -> None:
+    """The report as rich tables."""
+    ref = report["reference"]
+    console.print(f"[bold]{report['model_version']}[/]: reference accuracy {ref['accuracy']} (n={ref['n']})")
+    misses = Table("gold", "predicted (p)", "text", title="Reference cases the model gets wrong")
+    for m in ref["misses"]:
+        misses.add_row(m["gold"], f"{m['predicted']} ({m['p']})", m["text"])
+    console.print(misses)
+    cat = report["catalog"]
+    console.print(
+        f"catalog: scored dominant = meant for {cat['matched']} of {cat['songs']} songs "
+        f"({cat['share']:.0%}); "
+        f"scored dominants: {cat['scored_dominant']}"
+    )
+    by_intent = Table("meant", "songs", "scored the same", title="Songs by the emotion their writer meant")
+    for label, row in cat["by_intent"].items():
+        by_intent.add_row(label, str(row["n"]), str(row["matched"]))
+    console.print(by_intent)
+    samples = Table(
+        "text", "dominant (p)", "songs (scored; meant)", title="Recommendations, distribution mode"
+    )
+    for s in report["samples"]:
+        songs = ", ".join(f"{x['title']} — {x['artist']} ({x['dominant']}; {x['meant']})" for x in s["songs"])
+        samples.add_row(s["text"], f"{s['dominant']} ({s['p']})", songs)
+    console.print(samples)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m model_export.demo_report", description=__doc__.split("\n")[0])
+    p.add_argument("--bundle", type=Path, default=BUNDLE)
+    p.add_argument("--catalog", type=Path, default=CATALOG)
+    p.add_argument("--intent", type=Path, default=INTENT)
+    p.add_argument("--reference", type=Path, default=REFERENCE)
+    p.add_argument("--top", type=int, default=2, help="songs per sample text (default 2)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.top < 1:
+        build_parser().error("--top must be at least 1")
+    report = build_report(args.bundle, args.catalog, args.intent, args.reference, args.top)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print_report(report, Console(width=160))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,57 @@
+"""model_export.demo_report on the committed demo bundle: its figures agree with the export's own."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from model_export.demo_report import SAMPLE_TEXTS, build_report, main
+from moodtune.labels import LABELS
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "models" / "demo"
+DATA = ROOT / "data" / "demo"
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    return build_report(DEMO, DATA / "songs.jsonl", DATA / "song_intent.tsv", DATA / "reference.tsv", top=3)
+
+
+def test_reference_accuracy_matches_the_export(report):
+    # Two code paths: the export scored reference.tsv in model_export.export, the report through moodtune.
+    recorded = json.loads((DEMO / "manifest.json").read_text(encoding="utf-8"))["metrics"]["named_evals"]
+    ref = report["reference"]
+    assert ref["n"] == recorded["reference"]["n"] == 70
+    assert ref["accuracy"] == pytest.approx(recorded["reference"]["accuracy_onnx_int8"], abs=1.5 / 70)
+    assert len(ref["misses"]) == round((1 - ref["accuracy"]) * ref["n"])
+    assert all(m["gold"] != m["predicted"] and m["predicted"] in LABELS for m in ref["misses"])
+
+
+def test_catalog_agreement_counts_every_song(report):
+    cat = report["catalog"]
+    assert cat["songs"] == 300
+    assert sum(cat["scored_dominant"].values()) == 300
+    assert cat["matched"] == sum(row["matched"] for row in cat["by_intent"].values())
+    assert sum(row["n"] for row in cat["by_intent"].values()) == 300
+
+
+def test_samples_are_one_text_per_emotion_with_songs(report):
+    samples = report["samples"]
+    assert [s["text"] for s in samples] == list(SAMPLE_TEXTS)
+    assert all(len(s["songs"]) == 3 for s in samples)
+    # Each sample text was written for one emotion, in label order; the demo model should read it so.
+    assert [s["dominant"] for s in samples] == list(LABELS)
+
+
+def test_cli_prints_json(capsys):
+    paths = ["--catalog", str(DATA / "songs.jsonl"), "--intent", str(DATA / "song_intent.tsv")]
+    args = ["--bundle", str(DEMO), *paths, "--reference", str(DATA / "reference.tsv"), "--top", "1"]
+    assert main([*args, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["model_version"].startswith("demo-")
+
+
+def test_cli_refuses_top_below_one():
+    with pytest.raises(SystemExit):
+        main(["--top", "0"])
