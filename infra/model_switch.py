@@ -70,7 +70,7 @@ def check(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model_dir, verify_hashes=False)
     model_version = bundle.model_version
     settings = IngestSettings()
-    rules = settings.lyrics_options()
+    rules = settings.lyrics_options(bundle.lines_per_chunk)
     is_known = None
     if rules.filter_unknown_english:
         # Which lines survive the filter depends on the bundle's vocabulary, as in SongScorer.

@@ -3,8 +3,9 @@
     python -m model_export.demo_report            # after `make demo-model`
     python -m model_export.demo_report --json
 
-It scores ``data/demo/songs.jsonl`` with the bundle exactly as ingestion does (4-line chunks, mean),
-compares each song's dominant emotion with the one its writer meant (``song_intent.tsv``), lists the
+It scores ``data/demo/songs.jsonl`` with the bundle exactly as ingestion does (the bundle's chunking,
+mean), compares each song's dominant emotion with the one its writer meant (``song_intent.tsv``), also
+for 1 to 4 lines per chunk (how the bundle's ``lyrics.lines_per_chunk`` was chosen), lists the
 reference cases the model gets wrong, and recommends songs for one typical text per emotion with the
 serving code (``distribution`` mode). Nothing here needs AWS or the local stack.
 """
@@ -28,6 +29,7 @@ from moodtune.catalog import Catalog
 from moodtune.classifier import EmotionClassifier
 from moodtune.ingest import CatalogEntry, SongScorer, read_catalog_file, scored_song
 from moodtune.labels import LABELS
+from moodtune.lyrics import LyricsOptions
 from moodtune.recommend import recommend
 
 BUNDLE = Path("models/demo")
@@ -59,10 +61,13 @@ def read_tsv(path: Path, columns: tuple[str, str]) -> list[tuple[str, str]]:
     return [(row[columns[0]], row[columns[1]]) for row in rows]
 
 
-def score_catalog(classifier: EmotionClassifier, catalog: Path) -> Catalog:
-    """The demo catalog scored as ``moodtune ingest`` scores it."""
+def score_catalog(
+    classifier: EmotionClassifier, catalog: Path, lines_per_chunk: int | None = None
+) -> Catalog:
+    """The demo catalog scored as ``moodtune ingest`` scores it (the bundle's chunking by default)."""
     entries = [p for p in read_catalog_file(catalog) if isinstance(p, CatalogEntry)]
-    scores = SongScorer(classifier).score([e.song.lyrics for e in entries])
+    lyrics = LyricsOptions(lines_per_chunk=lines_per_chunk or classifier.lines_per_chunk)
+    scores = SongScorer(classifier, lyrics).score([e.song.lyrics for e in entries])
     songs = tuple(scored_song(e.song, s) for e, s in zip(entries, scores, strict=True) if s)
     return Catalog(model_version=classifier.model_version, songs=songs)
 
@@ -130,8 +135,13 @@ def build_report(bundle: Path, catalog: Path, intent: Path, reference: Path, top
     songs = score_catalog(classifier, catalog)
     return {
         "model_version": classifier.model_version,
+        "lines_per_chunk": classifier.lines_per_chunk,
         "reference": reference_misses(classifier, reference),
         "catalog": intent_agreement(songs, intent),
+        "matched_by_lines_per_chunk": {
+            n: intent_agreement(score_catalog(classifier, catalog, n), intent)["matched"]
+            for n in (1, 2, 3, 4)
+        },
         "samples": sample_recommendations(classifier, songs, intent, top),
     }
 
@@ -154,6 +164,10 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     for label, row in cat["by_intent"].items():
         by_intent.add_row(label, str(row["n"]), str(row["matched"]))
     console.print(by_intent)
+    console.print(
+        f"songs scored as meant, by lyric lines per chunk (the bundle's: {report['lines_per_chunk']}): "
+        + ", ".join(f"{n}: {m}" for n, m in report["matched_by_lines_per_chunk"].items())
+    )
     samples = Table(
         "text", "dominant (p)", "songs (scored; meant)", title="Recommendations, distribution mode"
     )

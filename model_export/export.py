@@ -34,7 +34,7 @@ from model_export.bundle_writer import check_target, publish, stage_bundle, stag
 from model_export.datasets import Example, load_datasets
 from model_export.errors import ModelExportError, run_cli, setup_logging
 from model_export.parity_texts import PARITY_TEXTS
-from moodtune.bundle import MODEL_FILE
+from moodtune.bundle import DEFAULT_LINES_PER_CHUNK, MODEL_FILE
 from moodtune.classifier import EmotionClassifier, softmax
 from moodtune.labels import LABELS, NUM_LABELS, canonical_label
 
@@ -62,6 +62,7 @@ class ExportOptions:
     weight_type: str = "QInt8"
     per_channel: bool = True
     reduce_range: bool = True  # 7-bit weights: the same integer results on every x86 CPU (module doc)
+    lines_per_chunk: int = DEFAULT_LINES_PER_CHUNK  # lyric lines per chunk when the catalog is scored
     save_optimized: bool = True
     opset: int | None = None
     latency_texts: int = 16
@@ -427,6 +428,8 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
                 "level": "ORT_ENABLE_EXTENDED" if opts.save_optimized else None,
                 "onnxruntime": ort.__version__,
             },
+            # How ingestion cuts lyrics for this model (moodtune.bundle.Bundle.lines_per_chunk).
+            "extra": {"lyrics": {"lines_per_chunk": opts.lines_per_chunk}},
         }
         stage_bundle(bundle_dir, served, tokenizer, **common)
         metrics = validate(opts.checkpoint, fp32, bundle_dir, examples, opts)
@@ -471,6 +474,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="8-bit instead of 7-bit weights: results then differ between AVX2 and VNNI CPUs",
     )
     p.add_argument("--no-save-optimized", action="store_true", help="ship the raw INT8 graph")
+    p.add_argument(
+        "--lines-per-chunk",
+        type=int,
+        default=DEFAULT_LINES_PER_CHUNK,
+        choices=range(1, 65),
+        metavar="N",
+        help="lyric lines per chunk that ingestion scores songs in with this model (default 4)",
+    )
     p.add_argument("--opset", type=int)
     p.add_argument("--threads", type=int, default=1, help="threads for the latency figures (default 1)")
     return p
@@ -490,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             weight_type=args.weight_type,
             per_channel=not args.per_tensor,
             reduce_range=not args.no_reduce_range,
+            lines_per_chunk=args.lines_per_chunk,
             save_optimized=not args.no_save_optimized,
             opset=args.opset,
             threads=args.threads,

@@ -39,7 +39,7 @@ def _pipeline() -> tuple[SongScorer, Any, IngestSettings]:
     """The scorer (the image's bundle), SongsTable and the ingest settings, once per environment."""
     settings, ingest = get_settings(), IngestSettings()
     classifier = EmotionClassifier.from_bundle(settings.model_dir, threads=settings.ort_intra_op_threads)
-    scorer = SongScorer(classifier, ingest.lyrics_options(), ingest.batch_size)
+    scorer = SongScorer(classifier, ingest.lyrics_options(classifier.lines_per_chunk), ingest.batch_size)
     table = boto3.resource("dynamodb").Table(settings.songs_table)
     return scorer, table, ingest
 

@@ -148,7 +148,7 @@ def load_demo_catalog(config: StackConfig, dynamodb: Any) -> tuple[str, int]:
         return classifier.model_version, 0
     settings = IngestSettings()
     report = ingest_file(
-        SongScorer(classifier, settings.lyrics_options(), settings.batch_size),
+        SongScorer(classifier, settings.lyrics_options(classifier.lines_per_chunk), settings.batch_size),
         dynamodb.Table(config.songs_table),
         config.catalog,
         max_lyrics_bytes=settings.max_lyrics_bytes,

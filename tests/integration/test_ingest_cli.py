@@ -219,7 +219,7 @@ def test_model_switch_check_gates_on_a_complete_catalog_and_prune_empties_a_vers
     assert "READY" in capsys.readouterr().out
     # The same catalog under other lyrics rules is stale: the version is not complete for those rules.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("INGEST_LINES_PER_CHUNK", "2")
+        patch.setenv("INGEST_LINES_PER_CHUNK", "3")  # the demo bundle's chunking is 2
         assert model_switch.main(check) == 1
         assert "stale (catalog or rules changed): 40" in capsys.readouterr().out
 

@@ -13,8 +13,8 @@ def test_max_length_reaches_the_training_config(monkeypatch, tmp_path):
     """The manifest records cfg.max_length; training cuts texts at it. They must be the same number."""
     seen = {}
 
-    def fake_run_demo(corpus, out_dir, reference, shape, cfg, keep_checkpoint=None):
-        seen.update(cfg=cfg, keep=keep_checkpoint)
+    def fake_run_demo(corpus, out_dir, reference, shape, cfg, keep_checkpoint=None, **options):
+        seen.update(cfg=cfg, keep=keep_checkpoint, **options)
         raise _Stop
 
     monkeypatch.setattr(demo, "run_demo", fake_run_demo)
@@ -22,6 +22,7 @@ def test_max_length_reaches_the_training_config(monkeypatch, tmp_path):
         demo.main(["--max-length", "48", "--keep-checkpoint", str(tmp_path / "ckpt")])
     assert seen["cfg"].max_length == 48
     assert seen["keep"] == tmp_path / "ckpt"
+    assert (seen["lines_per_chunk"], seen["concat"]) == (2, 0)  # the demo bundle's chunking, no joins
     with pytest.raises(_Stop):
         demo.main([])
     assert seen["cfg"].max_length == 64  # the demo's default, not TrainConfig's 128

@@ -36,6 +36,12 @@ def test_catalog_agreement_counts_every_song(report):
     assert sum(row["n"] for row in cat["by_intent"].values()) == 300
 
 
+def test_the_bundles_chunking_is_the_best_measured(report):
+    by_size = report["matched_by_lines_per_chunk"]
+    assert set(by_size) == {1, 2, 3, 4}
+    assert by_size[report["lines_per_chunk"]] == report["catalog"]["matched"] == max(by_size.values())
+
+
 def test_samples_are_one_text_per_emotion_with_songs(report):
     samples = report["samples"]
     assert [s["text"] for s in samples] == list(SAMPLE_TEXTS)

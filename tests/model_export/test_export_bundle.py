@@ -92,6 +92,7 @@ def test_export_and_classify(checkpoint, tmp_path, capsys):
     assert set(m["metrics"]["accuracy"]) == {"pytorch_fp32", "onnx_fp32", "onnx_int8"}
     assert set(m["metrics"]["latency_ms"]) >= {"pytorch_fp32", "onnx_fp32", "onnx_int8"}
     assert m["metrics"]["sizes"]["onnx_int8_bytes"] < m["metrics"]["sizes"]["onnx_fp32_bytes"]
+    assert m["lyrics"] == {"lines_per_chunk": 4} and bundle.lines_per_chunk == 4  # the original's rule
 
     classifier = EmotionClassifier.from_bundle(out, threads=1)
     probs = classifier.predict(["기분 좋아 신나", "무서워 떨려"])
@@ -181,8 +182,10 @@ def test_checkpoint_with_labels_in_another_order(checkpoint, tmp_path, capsys):
 
 def test_no_reduce_range_gives_8_bit_weights(checkpoint, tmp_path, capsys):
     out = tmp_path / "bundle"
-    assert export_main(["--checkpoint", str(checkpoint), "--out", str(out), "--no-reduce-range"]) == 0
+    args = ["--checkpoint", str(checkpoint), "--out", str(out), "--no-reduce-range", "--lines-per-chunk", "2"]
+    assert export_main(args) == 0
     assert load_bundle(out).manifest["quantization"]["reduce_range"] is False
+    assert load_bundle(out).lines_per_chunk == 2
     assert max_int8_weight(out / "model.onnx") > 100  # the full int8 range, so VPMADDUBSW can saturate
     # Without --eval the export says how little it could check.
     assert "no --eval file: validating on 24 built-in unlabelled sentences" in capsys.readouterr().err

@@ -117,3 +117,25 @@ def test_publish_refuses_a_directory_that_is_not_a_bundle(tmp_path):
         build_toy_bundle(out)
     assert [p.name for p in out.iterdir()] == ["thesis.tex"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_lines_per_chunk_is_the_manifests_or_the_original_rule(bundle_copy):
+    manifest = json.loads((bundle_copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest.pop("lyrics", None)
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert load_bundle(bundle_copy).lines_per_chunk == 4
+    _edit_manifest(bundle_copy, lyrics={"lines_per_chunk": 2})
+    assert load_bundle(bundle_copy).lines_per_chunk == 2
+
+
+@pytest.mark.parametrize("bad", [0, 65, "4", True, None, 2.5])
+def test_bad_lines_per_chunk_refused(bundle_copy, bad):
+    _edit_manifest(bundle_copy, lyrics={"lines_per_chunk": bad})
+    with pytest.raises(BundleError, match=r"lyrics\.lines_per_chunk must be an integer from 1 to 64"):
+        load_bundle(bundle_copy)
+
+
+def test_lyrics_that_is_not_an_object_refused(bundle_copy):
+    _edit_manifest(bundle_copy, lyrics=[2])
+    with pytest.raises(BundleError, match=r"lyrics\.lines_per_chunk"):
+        load_bundle(bundle_copy)

@@ -122,10 +122,10 @@ def test_batched_scores_match_each_song_scored_alone(demo_classifier) -> None:
         "비가 내려\n너는 없고\n눈물만 나\n혼자 남았어\n다시 돌아와\n제발 돌아와",
         "문을 쾅 닫았어\n정말 화가 나",
     ]
-    scorer = SongScorer(demo_classifier, batch_size=3)
+    scorer = SongScorer(demo_classifier, LyricsOptions(), batch_size=3)  # the original's 4-line chunks
     together = scorer.score(lyrics)
     for text, score in zip(lyrics, together, strict=True):
-        (alone,) = SongScorer(demo_classifier, batch_size=64).score([text])
+        (alone,) = SongScorer(demo_classifier, LyricsOptions(), batch_size=64).score([text])
         assert score.chunks == alone.chunks == len(chunk_lyrics(text))
         # INT8 dynamic quantization scales activations per batch: close, not bit-identical.
         np.testing.assert_allclose(score.vector, alone.vector, atol=0.02)
@@ -140,7 +140,7 @@ def test_length_weighting_uses_token_counts(demo_classifier) -> None:
     (weighted,) = scorer.score([text])
     expected = (tokens[:, None] * probs).sum(axis=0) / tokens.sum()
     np.testing.assert_allclose(weighted.vector, expected, rtol=1e-5)
-    (mean,) = SongScorer(demo_classifier, batch_size=8).score([text])
+    (mean,) = SongScorer(demo_classifier, LyricsOptions(), batch_size=8).score([text])
     np.testing.assert_allclose(mean.vector, probs.mean(axis=0), rtol=1e-5)
 
 
@@ -195,7 +195,10 @@ def test_ingest_is_idempotent_and_resumes_by_content_hash(demo_classifier, songs
     assert len(items) == 10
     item = items["s001"]
     assert item["model_version"] == demo_classifier.model_version
-    assert item["content_hash"] == content_hash(entries(2)[1].song, LyricsOptions())
+    # SongScorer's default rules: the bundle's chunking (the demo bundle names 2 lines a chunk).
+    rules = LyricsOptions(lines_per_chunk=demo_classifier.lines_per_chunk)
+    assert demo_classifier.lines_per_chunk == 2 and scorer.lyrics == rules
+    assert item["content_hash"] == content_hash(entries(2)[1].song, rules)
     assert item["dominant"] in LABELS and int(item["chunks"]) == 1
     assert decode_vector(item["vector"]).sum() == pytest.approx(1.0, abs=1e-5)
 
@@ -233,8 +236,10 @@ def test_settings_from_environment(monkeypatch) -> None:
     monkeypatch.setenv("INGEST_LINES_PER_CHUNK", "6")
     monkeypatch.setenv("INGEST_MAX_REPEATS", "0")
     monkeypatch.setenv("INGEST_WEIGHTING", "length")
-    options = IngestSettings().lyrics_options()
+    options = IngestSettings().lyrics_options(bundle_lines_per_chunk=2)
     assert options == LyricsOptions(lines_per_chunk=6, max_repeats=None, weighting="length")
+    monkeypatch.delenv("INGEST_LINES_PER_CHUNK")
+    assert IngestSettings().lyrics_options(bundle_lines_per_chunk=2).lines_per_chunk == 2
     monkeypatch.setenv("INGEST_WEIGHTING", "median")
     with pytest.raises(ValueError):
         IngestSettings()

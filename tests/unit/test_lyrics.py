@@ -189,6 +189,7 @@ class _KeywordClassifier:
 
     model_version = "test-000000000000"
     tokenizer = None
+    lines_per_chunk = 4  # as a bundle that names no chunking
 
     def __init__(self) -> None:
         self.batches: list[tuple[int, int]] = []
@@ -245,6 +246,7 @@ def test_real_demo_model_gives_distributions(demo_classifier, test_songs) -> Non
         assert song.chunks >= 1 and song.dominant in LABELS
     # the vector is the mean of the chunks' predictions. Not bit-identical to predicting each chunk
     # alone: INT8 dynamic quantization scales activations per batch, padding included.
-    chunks = chunk_lyrics(test_songs[0]["lyrics"])
+    # score_songs cuts lyrics as the bundle asks (the demo bundle: 2 lines a chunk).
+    chunks = chunk_lyrics(test_songs[0]["lyrics"], demo_classifier.lines_per_chunk)
     expected = np.mean([demo_classifier.predict([chunk])[0] for chunk in chunks], axis=0)
     np.testing.assert_allclose(scored[0].vector, expected, atol=0.02)

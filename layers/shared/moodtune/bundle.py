@@ -17,6 +17,7 @@ from moodtune.labels import LABELS
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+DEFAULT_LINES_PER_CHUNK = 4  # the original system's rule: 4 lyric lines = 1 chunk
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 REQUIRED_FILES = (MODEL_FILE, TOKENIZER_FILE)
@@ -37,6 +38,10 @@ class Bundle:
     max_length: int
     inputs: tuple[str, ...]
     manifest: dict[str, Any] = field(repr=False)
+    # Lyric lines per chunk the model reads songs in (manifest ``lyrics.lines_per_chunk``; the
+    # original's rule, 4, where the manifest does not say). Catalog vectors belong to one model
+    # version, so the chunking that suits the model travels with it.
+    lines_per_chunk: int = DEFAULT_LINES_PER_CHUNK
 
     @property
     def model_path(self) -> Path:
@@ -130,6 +135,19 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
                     "The file was changed or truncated; copy the bundle again or re-export it."
                 )
 
+    lyrics = manifest.get("lyrics", {})
+    lines_per_chunk = (
+        lyrics.get("lines_per_chunk", DEFAULT_LINES_PER_CHUNK) if isinstance(lyrics, dict) else None
+    )
+    if (
+        not isinstance(lines_per_chunk, int)
+        or isinstance(lines_per_chunk, bool)
+        or not 1 <= lines_per_chunk <= 64
+    ):
+        raise BundleError(
+            f"{where}: lyrics.lines_per_chunk must be an integer from 1 to 64, got {lines_per_chunk!r}."
+        )
+
     model_version = manifest.get("model_version")
     model_hash = str(files[MODEL_FILE])
     if not isinstance(model_version, str) or not model_version.endswith(
@@ -146,4 +164,5 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
         max_length=max_length,
         inputs=tuple(inputs),
         manifest=manifest,
+        lines_per_chunk=lines_per_chunk,
     )

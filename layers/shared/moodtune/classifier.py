@@ -126,6 +126,11 @@ class EmotionClassifier:
         return self.bundle.max_length
 
     @property
+    def lines_per_chunk(self) -> int:
+        """Lyric lines per chunk this model reads songs in (``Bundle.lines_per_chunk``)."""
+        return self.bundle.lines_per_chunk
+
+    @property
     def labels(self) -> tuple[str, ...]:
         return self.bundle.labels
 

@@ -324,7 +324,7 @@ class SongScorer:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.classifier = classifier
-        self.lyrics = lyrics or LyricsOptions()
+        self.lyrics = lyrics or LyricsOptions(lines_per_chunk=classifier.lines_per_chunk)
         self.batch_size = batch_size
         self.is_known = vocabulary_check(classifier.tokenizer) if self.lyrics.filter_unknown_english else None
 
@@ -609,7 +609,8 @@ class IngestSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
 
-    lines_per_chunk: int = Field(default=4, ge=1, le=64)
+    # None: the bundle's own chunking (manifest lyrics.lines_per_chunk; 4, the original's rule, if unset).
+    lines_per_chunk: int | None = Field(default=None, ge=1, le=64)
     max_repeats: int = Field(default=2, ge=0, description="0: keep every repeated line")
     filter_unknown_english: bool = False
     weighting: Weighting = "mean"
@@ -618,9 +619,10 @@ class IngestSettings(BaseSettings):
     songs_per_message: int = Field(default=25, ge=1, le=500)
     queue_url: str = ""
 
-    def lyrics_options(self) -> LyricsOptions:
+    def lyrics_options(self, bundle_lines_per_chunk: int) -> LyricsOptions:
+        """The lyrics rules; INGEST_LINES_PER_CHUNK, when set, overrides the bundle's chunking."""
         return LyricsOptions(
-            lines_per_chunk=self.lines_per_chunk,
+            lines_per_chunk=self.lines_per_chunk or bundle_lines_per_chunk,
             max_repeats=self.max_repeats or None,
             filter_unknown_english=self.filter_unknown_english,
             weighting=self.weighting,

@@ -76,7 +76,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=_positive, help="chunks per inference call (INGEST_BATCH_SIZE, 32)"
     )
     parser.add_argument(
-        "--chunk-size", type=_positive, help="lyric lines per chunk (INGEST_LINES_PER_CHUNK, 4)"
+        "--chunk-size",
+        type=_positive,
+        help="lyric lines per chunk (INGEST_LINES_PER_CHUNK; default: the bundle's, 4 if it names none)",
     )
     parser.add_argument(
         "--max-repeats",
@@ -200,18 +202,19 @@ def run_ingest(args: argparse.Namespace, console: Console) -> int:
     def pick(value: Any, fallback: Any) -> Any:
         return fallback if value is None else value
 
-    max_repeats = pick(args.max_repeats, env.max_repeats)
-    lyrics = LyricsOptions(
-        lines_per_chunk=pick(args.chunk_size, env.lines_per_chunk),
-        max_repeats=max_repeats or None,
-        filter_unknown_english=pick(args.filter_unknown_english, env.filter_unknown_english),
-        weighting=pick(args.weighting, env.weighting),
-    )
     table = _songs_table(args)
     try:
         classifier = EmotionClassifier.from_bundle(pick(args.model_dir, defaults.model_dir))
     except BundleError as exc:
         raise CliError(str(exc)) from None
+    max_repeats = pick(args.max_repeats, env.max_repeats)
+    lyrics = LyricsOptions(
+        # --chunk-size, else INGEST_LINES_PER_CHUNK, else the bundle's own chunking
+        lines_per_chunk=pick(args.chunk_size, pick(env.lines_per_chunk, classifier.lines_per_chunk)),
+        max_repeats=max_repeats or None,
+        filter_unknown_english=pick(args.filter_unknown_english, env.filter_unknown_english),
+        weighting=pick(args.weighting, env.weighting),
+    )
     scorer = SongScorer(classifier, lyrics, pick(args.batch_size, env.batch_size))
 
     bar = tqdm(
