@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TOOLS := .venv-tools
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools demo test lint unit bench deploy demo-model data-check clean
+.PHONY: setup tools lambda-venvs demo test lint unit bench deploy demo-model data-check clean
 
 setup: $(STAMP)
 
@@ -40,7 +40,21 @@ lint: setup tools
 	$(SAM) validate --lint --region ap-northeast-2
 	$(BIN)/hadolint functions/recommend/Dockerfile
 
-test: setup tools lint
+# The Lambda runtime's Python with only each function's dependencies; tests/integration/test_events.py
+# runs the laid-out handlers on them. PY312: pyenv's 3.12 where there is one, else python3.12 on PATH.
+PY312 ?= $(or $(lastword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12)),python3.12)
+LAMBDA := .venv-lambda
+lambda-venvs: $(LAMBDA)/image/.installed $(LAMBDA)/layer/.installed
+$(LAMBDA)/image/.installed: functions/recommend/requirements.txt
+	test -x $(LAMBDA)/image/bin/python || $(PY312) -m venv $(LAMBDA)/image
+	$(LAMBDA)/image/bin/pip install -q -r $<
+	touch $@
+$(LAMBDA)/layer/.installed: layers/shared/requirements.txt
+	test -x $(LAMBDA)/layer/bin/python || $(PY312) -m venv $(LAMBDA)/layer
+	$(LAMBDA)/layer/bin/pip install -q -r $<
+	touch $@
+
+test: setup tools lambda-venvs lint
 	$(BIN)/python -m pytest
 
 unit: setup
@@ -77,4 +91,4 @@ deploy: setup tools
 	$(BIN)/python -m infra.deploy_web --config-env $(DEPLOY_ENV)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(LAMBDA) .aws-sam .pytest_cache .ruff_cache

@@ -32,6 +32,13 @@ TEMPLATE = load_template(ROOT / "template.yaml")
 DEMO_SONGS = 20  # songs of data/demo/songs.jsonl scored for the test: enough for every event, quick
 
 FUNCTION_OF_DIR = {"recommend": "RecommendFunction", "feedback": "FeedbackFunction"}
+# The Lambda runtime's Python (3.12) with nothing but each function's own dependencies: the image's
+# requirements.txt, the layer's requirements.txt (`make lambda-venvs`, part of `make test`). The laid-out
+# handlers run on them, so a missing dependency or 3.11-only code fails here, not in AWS.
+LAMBDA_PYTHON = {
+    "RecommendFunction": ROOT / ".venv-lambda" / "image" / "bin" / "python",
+    "FeedbackFunction": ROOT / ".venv-lambda" / "layer" / "bin" / "python",
+}
 # What each event file must answer (every file in events/ must be listed here).
 EXPECTED = {
     "recommend/recommendations.json": 201,
@@ -155,8 +162,9 @@ def invoke_all(
         **env,
     }
     spec = {"function": function, "handler": handler, "events": events}
+    python = LAMBDA_PYTHON[function] if LAMBDA_PYTHON[function].exists() else Path(sys.executable)
     done = subprocess.run(
-        [sys.executable, "-c", RUNNER],
+        [str(python), "-c", RUNNER],
         input=json.dumps(spec),
         cwd=paths[0],
         env=process_env,
@@ -219,6 +227,23 @@ def test_every_event_file_has_an_expectation_and_a_template_route() -> None:
             f"{name}: {event['routeKey']} is no route of {function}"
         )
         assert event["version"] == "2.0" and event["rawPath"] == event["requestContext"]["http"]["path"]
+
+
+@pytest.mark.parametrize("function", sorted(LAMBDA_PYTHON))
+def test_the_handlers_run_on_python_3_12_with_only_their_own_dependencies(function: str) -> None:
+    python = LAMBDA_PYTHON[function]
+    assert python.exists(), f"{python} is missing: run `make lambda-venvs` (make test does)"
+    version = subprocess.run(
+        [str(python), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+    )
+    assert version.stdout.strip() == "(3, 12)"  # template.yaml: python3.12 and the 3.12 base image
+    # Neither has the export-time stack; the zip function's layer has no model runtime either.
+    absent = ["torch", "transformers", "optimum"] + (
+        ["onnxruntime"] if function == "FeedbackFunction" else []
+    )
+    probe = "import importlib.util, sys; print([m for m in sys.argv[1:] if importlib.util.find_spec(m)])"
+    found = subprocess.run([str(python), "-c", probe, *absent], capture_output=True, text=True)
+    assert found.stdout.strip() == "[]", found.stderr
 
 
 def test_events_through_their_handlers(local_aws: Any, tables: dict[str, str], tmp_path: Path) -> None:
