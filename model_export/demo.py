@@ -29,7 +29,7 @@ import torch
 
 from model_export.datasets import Example, read_plain, stratified_split
 from model_export.errors import ModelExportError, run_cli, setup_logging
-from model_export.export import ExportOptions, export_bundle
+from model_export.export import ExportOptions, add_lines_per_chunk_argument, export_bundle
 from model_export.tokenizer import train_wordpiece
 from model_export.train import (
     ID2LABEL,
@@ -219,14 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-length", type=int, default=64)
-    p.add_argument(
-        "--lines-per-chunk",
-        type=int,
-        default=LINES_PER_CHUNK,
-        choices=range(1, 65),
-        metavar="N",
-        help=f"lyric lines per chunk the bundle asks ingestion for (default {LINES_PER_CHUNK})",
-    )
+    add_lines_per_chunk_argument(p, LINES_PER_CHUNK)
     p.add_argument(
         "--concat",
         type=int,

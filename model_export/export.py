@@ -102,12 +102,13 @@ def check_checkpoint(checkpoint: str) -> Any:
     return config
 
 
-def check_max_length(checkpoint: str, config: Any, max_length: int) -> None:
-    """Refuse a token limit the model's position embeddings cannot hold (it would fail at inference)."""
+def check_max_length(checkpoint: str, config: Any, max_length: int, name: str = "max length") -> None:
+    """Refuse a token limit the model's position embeddings cannot hold (it would fail at inference);
+    ``name`` is how the message calls the limit (train: its ``--max-length`` flag)."""
     limit = getattr(config, "max_position_embeddings", None)
     if isinstance(limit, int) and max_length > limit:
         raise ModelExportError(
-            f"{checkpoint}: max length {max_length} is above the model's max_position_embeddings {limit}; "
+            f"{checkpoint}: {name} {max_length} is above the model's max_position_embeddings {limit}; "
             f"texts that long cannot be classified. Pass --max-length {limit} or less."
         )
 
@@ -452,6 +453,18 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def add_lines_per_chunk_argument(p: argparse.ArgumentParser, default: int) -> None:
+    """``--lines-per-chunk``: the bundle's ``lyrics.lines_per_chunk`` (moodtune.bundle)."""
+    p.add_argument(
+        "--lines-per-chunk",
+        type=int,
+        default=default,
+        choices=range(1, 65),
+        metavar="N",
+        help=f"lyric lines per chunk that ingestion scores songs in with this model (default {default})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m model_export.export", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint directory (or hub name)")
@@ -474,14 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="8-bit instead of 7-bit weights: results then differ between AVX2 and VNNI CPUs",
     )
     p.add_argument("--no-save-optimized", action="store_true", help="ship the raw INT8 graph")
-    p.add_argument(
-        "--lines-per-chunk",
-        type=int,
-        default=DEFAULT_LINES_PER_CHUNK,
-        choices=range(1, 65),
-        metavar="N",
-        help="lyric lines per chunk that ingestion scores songs in with this model (default 4)",
-    )
+    add_lines_per_chunk_argument(p, DEFAULT_LINES_PER_CHUNK)
     p.add_argument("--opset", type=int)
     p.add_argument("--threads", type=int, default=1, help="threads for the latency figures (default 1)")
     return p

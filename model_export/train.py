@@ -335,6 +335,8 @@ def load_model(checkpoint: str, cfg: TrainConfig) -> tuple[Any, Any]:
     ``align_head``)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+    from model_export.export import check_max_length
+
     kwargs: dict[str, Any] = {
         "num_labels": NUM_LABELS,
         "id2label": dict(ID2LABEL),
@@ -348,7 +350,7 @@ def load_model(checkpoint: str, cfg: TrainConfig) -> tuple[Any, Any]:
         }
     try:
         config = AutoConfig.from_pretrained(checkpoint)
-        check_max_length(checkpoint, config, cfg.max_length)
+        check_max_length(checkpoint, config, cfg.max_length, name="--max-length")
         tokenizer = AutoTokenizer.from_pretrained(checkpoint, use_fast=True)
         # A head of another size is replaced by a fresh one; one of the right size is kept and
         # align_head puts its rows in our label order (or replaces it).
@@ -364,16 +366,6 @@ def load_model(checkpoint: str, cfg: TrainConfig) -> tuple[Any, Any]:
     their_labels = [str(config.id2label.get(i, f"LABEL_{i}")) for i in range(config.num_labels)]
     align_head(model, their_labels, loading, checkpoint)
     return model, tokenizer
-
-
-def check_max_length(checkpoint: str, config: Any, max_length: int) -> None:
-    """Refuse a --max-length the checkpoint's position embeddings cannot hold, before any training."""
-    limit = getattr(config, "max_position_embeddings", None)
-    if isinstance(limit, int) and max_length > limit:
-        raise ModelExportError(
-            f"{checkpoint}: --max-length {max_length} is above the model's max_position_embeddings "
-            f"{limit}. Pass --max-length {limit} or less."
-        )
 
 
 def output_layer(model: nn.Module) -> tuple[str, nn.Linear] | None:

@@ -116,11 +116,7 @@ def create_recommendation(body: RecommendationRequest):
                 {
                     **m.song.answer_fields,
                     "similarity": m.similarity,
-                    "explanation": {
-                        "song_top": m.explanation.song_top,
-                        "text_top": m.explanation.text_top,
-                        "shared": m.explanation.shared,
-                    },
+                    "explanation": m.explanation.as_dict(),
                 }
                 for m in result.matches
             ],

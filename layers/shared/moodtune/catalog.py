@@ -66,7 +66,7 @@ class ScoredSong:
             "title": self.title,
             "artist": self.artist,
             "dominant": self.dominant,
-            "scores": {label: round(float(v), 6) for label, v in zip(LABELS, self.vector, strict=True)},
+            "scores": {label: round(p, 6) for label, p in self.scores.items()},
         }
 
 

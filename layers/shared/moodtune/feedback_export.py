@@ -55,6 +55,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from moodtune.labels import LABELS
+from moodtune.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,9 @@ UNKNOWN_MODEL_VERSIONS = frozenset({"unknown", "none", "null"})
 
 # Throttling and 5xx answers are retried with backoff before a run gives up (and the next run redoes it).
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
-# Days a scheduled run exports at most (the first run's window is initial_days + 1 = 31 by default).
-MAX_DAYS_PER_RUN = 31
+# Days a scheduled run exports at most (EXPORT_MAX_DAYS_PER_RUN's default: 31, the first run's window of
+# initial_days + 1).
+MAX_DAYS_PER_RUN: int = Settings.model_fields["export_max_days_per_run"].default
 # Read-merge-write attempts of one day's object while other writers keep changing it.
 WRITE_ATTEMPTS = 5
 # S3's answers to a conditional PutObject whose condition no longer holds (409: a concurrent

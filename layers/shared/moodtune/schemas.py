@@ -31,15 +31,19 @@ SONG_ID_MAX_CHARS = 128
 Label = Literal["joy", "sadness", "anger", "fear", "surprise", "disgust", "neutral"]
 
 
+def _has_lone_surrogate(value: str) -> bool:
+    """True for a string that UTF-8 cannot encode: lone surrogates ("\ud800") survive JSON parsing."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _no_lone_surrogates(value: object) -> object:
     """Refuse a string with a lone surrogate, with a clear message (before length checks run)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise PydanticCustomError(
-                "string_unicode", "contains invalid Unicode (lone surrogates)"
-            ) from None
+    if isinstance(value, str) and _has_lone_surrogate(value):
+        raise PydanticCustomError("string_unicode", "contains invalid Unicode (lone surrogates)")
     return value
 
 
@@ -53,10 +57,8 @@ def _checked_text(value: str) -> str:
             "text is longer than {max} characters after trimming",
             {"max": TEXT_MAX_CHARS},
         )
-    try:
-        text.encode("utf-8")  # lone surrogates ("\ud800") survive JSON parsing but not the tokenizer
-    except UnicodeEncodeError:
-        raise PydanticCustomError("text_unicode", "text contains invalid Unicode (lone surrogates)") from None
+    if _has_lone_surrogate(text):  # the tokenizer cannot take them either
+        raise PydanticCustomError("text_unicode", "text contains invalid Unicode (lone surrogates)")
     return text
 
 
