@@ -88,7 +88,7 @@ def synthetic_lyrics(
 def koelectra_small_bundle() -> Path:
     """The KoELECTRA-Small-shaped random-weight INT8 bundle, built once under .cache/bench/ (shared
     with bench.serving); torch is imported only when it has to be built."""
-    from moodtune.bundle import BundleError, load_bundle
+    from moodtune.emotion.bundle import BundleError, load_bundle
 
     path = CACHE / "koelectra-small"
     try:
@@ -123,7 +123,7 @@ def peak_rss_mb() -> float:
 def split_child(lines: int) -> dict[str, Any]:
     """``split_catalog`` over ``lines`` synthetic songs of ~10 chunks (generated as they are read),
     every message body handed to a sender that only counts them."""
-    from moodtune.fanout import split_catalog
+    from moodtune.catalog.fanout import split_catalog
 
     lyrics = synthetic_lyrics(64)
     titles = ["비 오는 날의 노래", "햇살", "그리운 너에게", "밤의 골목"]
@@ -223,9 +223,9 @@ def _time(fn: Any, repeats: int) -> float:
 def child(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from moodtune.classifier import EmotionClassifier
-    from moodtune.ingest import SongScorer
-    from moodtune.lyrics import prepare_lyrics
+    from moodtune.catalog.ingest import SongScorer
+    from moodtune.catalog.lyrics import prepare_lyrics
+    from moodtune.emotion.classifier import EmotionClassifier
 
     rss_start = peak_rss_mb()
     classifier = EmotionClassifier.from_bundle(args.bundle, threads=args.threads)
@@ -282,7 +282,7 @@ def end_to_end(classifier: Any, lyrics: list[str], batch: int) -> dict[str, floa
     import boto3
 
     from infra.local.aws import create_tables, start_moto_server
-    from moodtune.ingest import SongScorer, ingest_file
+    from moodtune.catalog.ingest import SongScorer, ingest_file
 
     server = start_moto_server()
     try:

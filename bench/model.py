@@ -50,7 +50,7 @@ def hwm():
             return int(line.split()[1]) / 1024
 start = time.perf_counter()
 sys.path.insert(0, {shared!r})
-from moodtune.classifier import EmotionClassifier
+from moodtune.emotion.classifier import EmotionClassifier
 loaded = time.perf_counter()
 clf = EmotionClassifier.from_bundle({bundle!r}, threads=1)
 created = time.perf_counter()
@@ -132,7 +132,7 @@ def latency_table(paths: dict[str, Path], threads_list: list[int], quick: bool) 
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from moodtune.classifier import EmotionClassifier
+    from moodtune.emotion.classifier import EmotionClassifier
 
     model = AutoModelForSequenceClassification.from_pretrained(paths["checkpoint"]).eval()
     vocab = model.config.vocab_size
@@ -174,7 +174,7 @@ def session_creation(paths: dict[str, Path], repeats: int) -> dict[str, float]:
     and the two INT8 variants' latency at 1 × 64 tokens (saving the optimised graph must not cost speed)."""
     import onnxruntime as ort
 
-    from moodtune.classifier import session_options
+    from moodtune.emotion.classifier import session_options
 
     def create(path: Path, pre_optimized: bool) -> ort.InferenceSession:
         return ort.InferenceSession(
@@ -199,7 +199,7 @@ def reduce_range_latency(
     """Median latency of the shipped INT8 graph with 7-bit (reduce_range) and with 8-bit weights."""
     import onnxruntime as ort
 
-    from moodtune.classifier import session_options
+    from moodtune.emotion.classifier import session_options
 
     rows = []
     models = {"7bit": paths["bundle"] / "model.onnx", "8bit": paths["int8_8bit"]}

@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from bench import CACHE, DEMO_BUNDLE, REGION, ROOT
-from moodtune.catalog import Catalog, CatalogCache, ScoredSong, encode_vector
+from moodtune.catalog.cache import CatalogCache
+from moodtune.catalog.songs import Catalog, ScoredSong, encode_vector
 from moodtune.labels import NUM_LABELS
 from moodtune.similarity import get_metric, top_k
 
@@ -192,8 +193,8 @@ def bench_handler(
     bundle: Path, label: str, threads: int, feedback_table: Any, songs: list[ScoredSong], requests: int
 ) -> dict:
     """Interleave bare inference, handler-without-write and handler-with-write on the same texts."""
-    from moodtune.classifier import EmotionClassifier
-    from moodtune.records import RecommendationStore
+    from moodtune.emotion.classifier import EmotionClassifier
+    from moodtune.feedback.records import RecommendationStore
     from moodtune.service import RecommendService
 
     classifier = EmotionClassifier.from_bundle(bundle, threads=threads)
@@ -304,7 +305,7 @@ t0 = time.perf_counter()
 import numpy, onnxruntime, tokenizers, boto3, pydantic  # noqa
 import aws_lambda_powertools.event_handler  # noqa
 from moodtune.catalog import Catalog, CatalogCache
-from moodtune.classifier import EmotionClassifier
+from moodtune.emotion.classifier import EmotionClassifier
 from moodtune.similarity import get_metric
 from moodtune import service
 t1 = time.perf_counter()

@@ -34,17 +34,16 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from moodtune.bundle import BundleError, load_bundle
-from moodtune.ingest import (
+from moodtune.catalog.ingest import (
     CatalogEntry,
     IngestSettings,
-    StoreError,
     content_hash,
-    fetch_stored,
     read_catalog_file,
     vocabulary_check,
 )
-from moodtune.lyrics import prepare_lyrics
+from moodtune.catalog.lyrics import prepare_lyrics
+from moodtune.catalog.store import StoreError, fetch_stored
+from moodtune.emotion.bundle import BundleError, load_bundle
 from moodtune.settings import Settings
 
 REGION = "ap-northeast-2"

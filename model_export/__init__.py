@@ -1,4 +1,12 @@
 """Export-time tools: datasets, fine-tuning, ONNX export + INT8 quantization, the demo model.
 
-Unlike ``moodtune``, this package may import torch, transformers and optimum.
+Unlike ``moodtune``, this package may import torch, transformers and optimum. Its modules, each run
+with ``python -m model_export.<module>`` where it has a command line:
+
+* ``datasets`` — the AI-Hub readers, the demo TSV, splits and balancing;
+* ``train`` — fine-tuning (``--feedback`` adds exported feedback rows via ``feedback``);
+* ``export`` — ONNX export, INT8 quantization, parity and accuracy gates, the bundle (``bundle_writer``);
+* ``metrics`` and ``checkpoints`` — what training and export both measure and check;
+* ``demo``, ``demo_report``, ``tokenizer``, ``toy``, ``shapes`` — the demo bundle and test models;
+* ``corpus_quality`` — the demo corpus's quality gates.
 """

@@ -13,7 +13,7 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from model_export.errors import ModelExportError
-from moodtune.bundle import (
+from moodtune.emotion.bundle import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     MODEL_FILE,
@@ -22,7 +22,7 @@ from moodtune.bundle import (
     model_version_for,
     sha256_file,
 )
-from moodtune.classifier import EmotionClassifier
+from moodtune.emotion.classifier import EmotionClassifier
 from moodtune.labels import LABELS
 
 

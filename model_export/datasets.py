@@ -14,7 +14,7 @@ set has e.g. ``분ㄴ``, ``ㅈ중립``) are repaired only when one reading is ce
 and punctuation are removed, and what is left must be a known spelling or the start of exactly one
 Korean label name (``분ㄴ`` → 분 → 분노; ``ㅈ중립`` → 중립). Everything else is dropped and counted in the
 report (``--strict-labels`` turns an unknown label into an error instead). Texts are NFC-normalised
-(``moodtune.text.normalize_text``); empty texts are dropped; duplicates keep one copy, and a text that
+(``moodtune.emotion.text.normalize_text``); empty texts are dropped; duplicates keep one copy, and a text that
 appears with different labels is dropped entirely.
 """
 
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model_export.errors import ModelExportError
+from moodtune.emotion.text import normalize_text
 from moodtune.labels import KOREAN, LABELS, canonical_label
-from moodtune.text import normalize_text
 
 FORMATS = ("auto", "single-turn", "continuous", "speech", "plain")
 TEXT_COLUMNS = ("text", "sentence", "발화", "발화문", "문장", "utterance")

@@ -30,18 +30,17 @@ import torch
 from model_export.datasets import Example, read_plain, stratified_split
 from model_export.errors import ModelExportError, run_cli, setup_logging
 from model_export.export import ExportOptions, add_lines_per_chunk_argument, export_bundle
+from model_export.metrics import classification_metrics, top_confusions
 from model_export.tokenizer import train_wordpiece
 from model_export.train import (
     ID2LABEL,
     LABEL2ID,
     TrainConfig,
-    classification_metrics,
     encode,
     fit,
     predict_logits,
     save_checkpoint,
     set_seed,
-    top_confusions,
 )
 from moodtune.labels import NUM_LABELS
 

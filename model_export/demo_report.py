@@ -25,12 +25,12 @@ from rich.console import Console
 from rich.table import Table
 
 from model_export.errors import ModelExportError, run_cli
-from moodtune.catalog import Catalog
-from moodtune.classifier import EmotionClassifier
-from moodtune.ingest import CatalogEntry, SongScorer, read_catalog_file, scored_song
+from moodtune.catalog.ingest import CatalogEntry, SongScorer, read_catalog_file, scored_song
+from moodtune.catalog.lyrics import LyricsOptions
+from moodtune.catalog.songs import Catalog
+from moodtune.emotion.classifier import EmotionClassifier
 from moodtune.labels import LABELS
-from moodtune.lyrics import LyricsOptions
-from moodtune.recommend import recommend
+from moodtune.recommend.ranking import recommend
 
 BUNDLE = Path("models/demo")
 CATALOG = Path("data/demo/songs.jsonl")

@@ -31,12 +31,14 @@ import numpy as np
 import onnxruntime as ort
 
 from model_export.bundle_writer import check_target, publish, stage_bundle, staging_dir
+from model_export.checkpoints import check_checkpoint, check_max_length
 from model_export.datasets import Example, load_datasets
 from model_export.errors import ModelExportError, run_cli, setup_logging
+from model_export.metrics import accuracy, classification_metrics, macro_f1, parity
 from model_export.parity_texts import PARITY_TEXTS
-from moodtune.bundle import DEFAULT_LINES_PER_CHUNK, MODEL_FILE
-from moodtune.classifier import EmotionClassifier, softmax
-from moodtune.labels import LABELS, NUM_LABELS, canonical_label
+from moodtune.emotion.bundle import DEFAULT_LINES_PER_CHUNK, MODEL_FILE
+from moodtune.emotion.classifier import EmotionClassifier, softmax
+from moodtune.labels import LABELS
 
 log = logging.getLogger("model_export.export")
 
@@ -74,43 +76,6 @@ class ExportOptions:
 
 
 # --- checkpoint -------------------------------------------------------------------------------------
-
-
-def check_checkpoint(checkpoint: str) -> Any:
-    """Load the checkpoint's config and check it is a 7-label classifier in moodtune's label order."""
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(checkpoint)
-    except (OSError, ValueError) as exc:
-        raise ModelExportError(
-            f"{checkpoint}: cannot read a model config there ({exc}). Pass a directory written by "
-            "`python -m model_export.train` (config.json, model weights, tokenizer files)."
-        ) from exc
-    if config.num_labels != NUM_LABELS:
-        raise ModelExportError(
-            f"{checkpoint}: the classifier has {config.num_labels} labels, moodtune needs {NUM_LABELS} "
-            f"({', '.join(LABELS)}). Fine-tune it with `python -m model_export.train` first."
-        )
-    names = [config.id2label[i] for i in range(NUM_LABELS)]
-    mapped = [canonical_label(n) for n in names]
-    if mapped != list(LABELS):
-        raise ModelExportError(
-            f"{checkpoint}/config.json: id2label {names} is not moodtune's order {list(LABELS)}. Outputs "
-            "would be read as the wrong emotions; use `python -m model_export.train` (it writes it)."
-        )
-    return config
-
-
-def check_max_length(checkpoint: str, config: Any, max_length: int, name: str = "max length") -> None:
-    """Refuse a token limit the model's position embeddings cannot hold (it would fail at inference);
-    ``name`` is how the message calls the limit (train: its ``--max-length`` flag)."""
-    limit = getattr(config, "max_position_embeddings", None)
-    if isinstance(limit, int) and max_length > limit:
-        raise ModelExportError(
-            f"{checkpoint}: {name} {max_length} is above the model's max_position_embeddings {limit}; "
-            f"texts that long cannot be classified. Pass --max-length {limit} or less."
-        )
 
 
 def load_tokenizer(checkpoint: str, max_length: int | None) -> tuple[Any, int]:
@@ -263,24 +228,8 @@ def median_latency_ms(run_one, encoded_one: list[dict[str, np.ndarray]], repeats
     return round(statistics.median(times), 3)
 
 
-def parity(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
-    """Top-1 agreement and absolute probability differences of ``other`` against ``reference``."""
-    diff = np.abs(reference - other)
-    return {
-        "top1_agreement": round(float((reference.argmax(1) == other.argmax(1)).mean()), 6),
-        "max_abs_diff": round(float(diff.max()), 6),
-        "mean_abs_diff": round(float(diff.mean()), 6),
-    }
-
-
-def accuracy(probs: np.ndarray, gold: np.ndarray) -> float:
-    return round(float((probs.argmax(1) == gold).mean()), 6)
-
-
 def score_named(model: Any, classifier: EmotionClassifier, examples: list[Example]) -> dict[str, Any]:
     """Accuracy of PyTorch fp32 and ONNX INT8 on a labelled set, with the INT8 confusion matrix."""
-    from model_export.train import classification_metrics
-
     encoded = classifier.tokenize([e.text for e in examples])
     lengths = encoded["attention_mask"].sum(1)
     gold = np.array([LABELS.index(e.label) for e in examples])
@@ -293,15 +242,6 @@ def score_named(model: Any, classifier: EmotionClassifier, examples: list[Exampl
         "macro_f1_onnx_int8": figures["macro_f1"],
         "confusion_matrix_onnx_int8": figures["confusion_matrix"],
     }
-
-
-def macro_f1(probs: np.ndarray, gold: np.ndarray) -> float:
-    from sklearn.metrics import f1_score
-
-    pred = probs.argmax(1)
-    return round(
-        float(f1_score(gold, pred, labels=list(range(NUM_LABELS)), average="macro", zero_division=0)), 6
-    )
 
 
 def validate(
@@ -429,7 +369,7 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
                 "level": "ORT_ENABLE_EXTENDED" if opts.save_optimized else None,
                 "onnxruntime": ort.__version__,
             },
-            # How ingestion cuts lyrics for this model (moodtune.bundle.Bundle.lines_per_chunk).
+            # How ingestion cuts lyrics for this model (moodtune.emotion.bundle.Bundle.lines_per_chunk).
             "extra": {"lyrics": {"lines_per_chunk": opts.lines_per_chunk}},
         }
         stage_bundle(bundle_dir, served, tokenizer, **common)
@@ -454,7 +394,7 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
 
 
 def add_lines_per_chunk_argument(p: argparse.ArgumentParser, default: int) -> None:
-    """``--lines-per-chunk``: the bundle's ``lyrics.lines_per_chunk`` (moodtune.bundle)."""
+    """``--lines-per-chunk``: the bundle's ``lyrics.lines_per_chunk`` (moodtune.emotion.bundle)."""
     p.add_argument(
         "--lines-per-chunk",
         type=int,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from model_export.datasets import Example, LoadReport
 from model_export.errors import ModelExportError
+from moodtune.emotion.text import normalize_text
 from moodtune.labels import canonical_label
-from moodtune.text import normalize_text
 
 
 def _is_rows_file(name: str) -> bool:

@@ -16,7 +16,7 @@ import torch
 from model_export.errors import ModelExportError
 from model_export.export import ExportOptions, export_bundle
 from model_export.tokenizer import synthetic_wordpiece
-from moodtune.bundle import BundleError, load_bundle
+from moodtune.emotion.bundle import BundleError, load_bundle
 from moodtune.labels import NUM_LABELS
 
 # ElectraConfig fields of the published KoELECTRA v3 discriminators (see /work/shared/REFERENCE.md).

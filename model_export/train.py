@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from model_export.datasets import Example
 from model_export.errors import ModelExportError, run_cli, setup_logging
+from model_export.metrics import classification_metrics, top_confusions
 from moodtune.labels import LABEL_INDEX, LABELS, NUM_LABELS, canonical_label
 
 log = logging.getLogger("model_export.train")
@@ -151,35 +152,6 @@ def class_weight_vector(labels: np.ndarray) -> torch.Tensor:
     counts = np.bincount(labels, minlength=NUM_LABELS).astype(np.float64)
     weights = np.where(counts > 0, counts.sum() / (NUM_LABELS * np.maximum(counts, 1)), 0.0)
     return torch.tensor(weights, dtype=torch.float32)
-
-
-# --- metrics -----------------------------------------------------------------------------------------
-
-
-def classification_metrics(gold: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class F1 and the confusion matrix (rows gold, columns predicted)."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-
-    labels = list(range(NUM_LABELS))
-    per_class = f1_score(gold, pred, labels=labels, average=None, zero_division=0)
-    return {
-        "n": len(gold),
-        "accuracy": round(float(accuracy_score(gold, pred)), 4),
-        "macro_f1": round(float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)), 4),
-        "per_class_f1": {LABELS[i]: round(float(f), 4) for i, f in enumerate(per_class)},
-        "confusion_matrix": confusion_matrix(gold, pred, labels=labels).tolist(),
-    }
-
-
-def top_confusions(confusion: list[list[int]], k: int = 5) -> list[str]:
-    """The k largest off-diagonal cells as 'gold→predicted: n'."""
-    cells = [
-        (n, LABELS[g], LABELS[p])
-        for g, row in enumerate(confusion)
-        for p, n in enumerate(row)
-        if g != p and n
-    ]
-    return [f"{g}→{p}: {n}" for n, g, p in sorted(cells, reverse=True)[:k]]
 
 
 # --- the loop ----------------------------------------------------------------------------------------
@@ -335,7 +307,7 @@ def load_model(checkpoint: str, cfg: TrainConfig) -> tuple[Any, Any]:
     ``align_head``)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from model_export.export import check_max_length
+    from model_export.checkpoints import check_max_length
 
     kwargs: dict[str, Any] = {
         "num_labels": NUM_LABELS,

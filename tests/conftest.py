@@ -147,7 +147,7 @@ def local_aws() -> Iterator[LocalAws]:
 @pytest.fixture(scope="session")
 def demo_classifier() -> Any:
     """The demo bundle's classifier (one onnxruntime session for the whole run)."""
-    from moodtune.classifier import EmotionClassifier
+    from moodtune.emotion.classifier import EmotionClassifier
 
     return EmotionClassifier.from_bundle(DEMO_BUNDLE, threads=1)
 
@@ -156,7 +156,7 @@ def demo_classifier() -> Any:
 def scored_catalog(local_aws: LocalAws, demo_classifier: Any) -> Any:
     """TEST_SONGS scored with the demo model and written to SongsTable; returns the ScoredSong list."""
     from moodtune.catalog import write_songs
-    from moodtune.lyrics import score_songs
+    from moodtune.catalog.ingest import score_songs
 
     songs = score_songs(demo_classifier, TEST_SONGS)
     table = local_aws.resource().Table(local_aws.songs_table)

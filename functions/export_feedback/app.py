@@ -4,7 +4,7 @@ Started by an EventBridge Scheduler schedule with ``{}`` (export every day after
 today, at most EXPORT_MAX_DAYS_PER_RUN days a run; after an outage it runs window after window while
 the invocation has time left, each moving the watermark), or by hand with
 ``{"since": "YYYY-MM-DD", "until": "YYYY-MM-DD"}`` (those days; ``until`` defaults to today). The logic
-and its exactly-once reasoning live in ``moodtune.feedback_export``.
+and its exactly-once reasoning live in ``moodtune.feedback.export``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from moodtune.feedback_export import ExportError, ExportResult, FeedbackExporter, exporter_from_env
+from moodtune.feedback.export import ExportError, ExportResult, FeedbackExporter, exporter_from_env
 
 logger = Logger(service=os.getenv("POWERTOOLS_SERVICE_NAME", "moodtune"))
 metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "MoodTune"))

@@ -1,6 +1,6 @@
 """FeedbackFunction: record whether a recommended song fit (POST /v1/recommendations/{id}/feedback).
 
-Thin on purpose: parse the request, one conditional UpdateItem through moodtune.records, shape the
+Thin on purpose: parse the request, one conditional UpdateItem through moodtune.feedback.records, shape the
 answer. No model here: this zip function carries only the shared layer.
 """
 
@@ -16,8 +16,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from moodtune import service
-from moodtune.api import MoodtuneResolver, json_response, log_json, log_message, route_responses
-from moodtune.schemas import FeedbackRequest, FeedbackResponse
+from moodtune.http.resolver import MoodtuneResolver, json_response, log_json, log_message, route_responses
+from moodtune.http.schemas import FeedbackRequest, FeedbackResponse
 
 logger = Logger(
     service=os.getenv("POWERTOOLS_SERVICE_NAME", "moodtune"),
@@ -32,7 +32,7 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 app = MoodtuneResolver()
 # The routes return a Response but carry no return annotation: Powertools would validate and
-# re-serialize the answer for it (see moodtune.api.json_response); responses= documents the schema.
+# re-serialize the answer for it (see moodtune.http.resolver.json_response); responses= documents the schema.
 
 RecommendationId = Annotated[
     str, Path(min_length=1, max_length=64, description="the recommendation_id of a recommendation")

@@ -1,6 +1,6 @@
 """IngestSplitterFunction: a catalog file uploaded to the catalog bucket -> SQS messages of songs.
 
-Thin on purpose: stream the object, let moodtune.fanout check every line and pack the valid songs into
+Thin on purpose: stream the object, let moodtune.catalog.fanout check every line and pack the valid songs into
 messages, send them to the ingest queue. Bad lines are logged with their line number and field (never
 their lyrics) and counted; they do not stop the file.
 """
@@ -18,8 +18,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from moodtune.fanout import SqsSender, split_catalog
-from moodtune.ingest import IngestSettings, capped_lines
+from moodtune.catalog.fanout import SqsSender, split_catalog
+from moodtune.catalog.ingest import IngestSettings, capped_lines
 
 logger = Logger(service=os.getenv("POWERTOOLS_SERVICE_NAME", "moodtune"))
 metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "MoodTune"))

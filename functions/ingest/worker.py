@@ -20,9 +20,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from moodtune.classifier import EmotionClassifier
-from moodtune.fanout import parse_message
-from moodtune.ingest import IngestSettings, SongScorer, ingest_entries
+from moodtune.catalog.fanout import parse_message
+from moodtune.catalog.ingest import IngestSettings, SongScorer, ingest_entries
+from moodtune.emotion.classifier import EmotionClassifier
 from moodtune.settings import get_settings
 
 logger = Logger(service=os.getenv("POWERTOOLS_SERVICE_NAME", "moodtune"))

@@ -1,6 +1,6 @@
 """RecommendFunction: classify a text, recommend songs, look up songs, health, and the OpenAPI document.
 
-Thin on purpose: parse the request (Powertools + moodtune.schemas), call moodtune, shape the answer.
+Thin on purpose: parse the request (Powertools + moodtune.http.schemas), call moodtune, shape the answer.
 The model session and the catalog load at import time, which is Lambda's init phase.
 """
 
@@ -22,7 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from moodtune import __version__, service
-from moodtune.api import (
+from moodtune.http.resolver import (
     ERROR_DOCS,
     MoodtuneResolver,
     json_response,
@@ -31,7 +31,7 @@ from moodtune.api import (
     route_responses,
     tidy_openapi,
 )
-from moodtune.schemas import (
+from moodtune.http.schemas import (
     SONG_ID_MAX_CHARS,
     EmotionRequest,
     EmotionResponse,
@@ -54,7 +54,7 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 app = MoodtuneResolver()
 # The routes return a Response but carry no return annotation: Powertools would validate and
-# re-serialize the answer for it (see moodtune.api.json_response); responses= documents the schema.
+# re-serialize the answer for it (see moodtune.http.resolver.json_response); responses= documents the schema.
 
 API_DESCRIPTION = (
     "Song recommendations from the feeling in a short Korean text. Every error answer is "

@@ -36,7 +36,7 @@ import boto3
 
 from infra.local.aws import MotoServer, create_tables, start_moto_server
 from infra.local.front import ROOT, Front, make_server
-from moodtune.feedback_export import LOCAL_BUCKET as EXPORT_BUCKET
+from moodtune.feedback.export import LOCAL_BUCKET as EXPORT_BUCKET
 
 log = logging.getLogger("moodtune.stack")
 
@@ -136,11 +136,11 @@ def _check_port_free(host: str, port: int, what: str, variable: str) -> None:
 def load_demo_catalog(config: StackConfig, dynamodb: Any) -> tuple[str, int]:
     """Ingest the demo catalog with the bundle into SongsTable; (model_version, songs stored).
 
-    The pipeline of `moodtune ingest` (moodtune.ingest): bad lines are logged and skipped, and songs
+    The pipeline of `moodtune ingest` (moodtune.catalog.ingest): bad lines are logged and skipped, and songs
     already stored with the same content hash are kept as they are.
     """
-    from moodtune.classifier import EmotionClassifier
-    from moodtune.ingest import IngestSettings, SongScorer, ingest_file
+    from moodtune.catalog.ingest import IngestSettings, SongScorer, ingest_file
+    from moodtune.emotion.classifier import EmotionClassifier
 
     classifier = EmotionClassifier.from_bundle(config.model_dir)
     if not config.catalog.is_file():

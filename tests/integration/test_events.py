@@ -183,7 +183,7 @@ def invoke_all(
 def tables(local_aws: Any, demo_classifier: Any) -> dict[str, str]:
     """This module's own tables on the session's moto server, with the first demo songs scored."""
     from moodtune.catalog import write_songs
-    from moodtune.lyrics import score_songs
+    from moodtune.catalog.ingest import score_songs
 
     suffix = uuid.uuid4().hex[:8]
     names = {

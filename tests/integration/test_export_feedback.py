@@ -25,8 +25,8 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from rich.console import Console
 
-from moodtune import cli, service
-from moodtune.feedback_export import (
+from moodtune import service
+from moodtune.feedback.export import (
     STATE_KEY,
     ExportError,
     FeedbackExporter,
@@ -35,7 +35,8 @@ from moodtune.feedback_export import (
     encode_rows,
     read_export,
 )
-from moodtune.records import RecommendationStore
+from moodtune.feedback.records import RecommendationStore
+from moodtune_cli import app as cli
 from tests.conftest import REGION, LambdaContextStub
 
 pytestmark = pytest.mark.integration
@@ -410,7 +411,7 @@ def test_a_concurrent_writer_of_the_same_day_loses_no_rows(users, s3, bucket, ex
 
 
 def test_a_day_that_keeps_changing_fails_the_run_and_keeps_the_watermark(users, s3, exporter_for) -> None:
-    from moodtune.feedback_export import WRITE_ATTEMPTS
+    from moodtune.feedback.export import WRITE_ATTEMPTS
 
     day = date(2031, 9, 5)
     users.feedback(users.recommend("무서워"), 0, True, at(day, 9))
@@ -507,7 +508,7 @@ def test_a_long_outage_is_caught_up_a_window_at_a_time(users, s3, exporter_for, 
 
 
 def test_the_days_per_run_come_from_the_environment(monkeypatch) -> None:
-    from moodtune.feedback_export import MAX_DAYS_PER_RUN, exporter_from_env
+    from moodtune.feedback.export import MAX_DAYS_PER_RUN, exporter_from_env
     from moodtune.settings import get_settings
 
     monkeypatch.delenv("EXPORT_MAX_DAYS_PER_RUN", raising=False)

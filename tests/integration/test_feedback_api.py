@@ -9,13 +9,13 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from moodtune import service
-from moodtune.labels import LABELS
-from moodtune.records import (
+from moodtune.feedback.records import (
     RecommendationRecord,
     RecommendationStore,
     RecommendedSongRecord,
     new_recommendation_id,
 )
+from moodtune.labels import LABELS
 
 ROOT = Path(__file__).resolve().parents[2]
 

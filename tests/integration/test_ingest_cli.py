@@ -21,9 +21,10 @@ import boto3
 import pytest
 from rich.console import Console
 
-from moodtune import cli, ingest_cli  # ingest_cli also registers the subcommand
-from moodtune.classifier import EmotionClassifier
-from moodtune.ingest import SongScorer, ingest_file
+from moodtune.catalog.ingest import SongScorer, ingest_file
+from moodtune.emotion.classifier import EmotionClassifier
+from moodtune_cli import app as cli
+from moodtune_cli import ingest as ingest_cli
 from tests.conftest import DEMO_BUNDLE, REGION, ROOT, TEMPLATE
 
 pytestmark = pytest.mark.integration
@@ -234,7 +235,7 @@ def test_a_table_that_keeps_refusing_reads_is_a_one_line_error_to_run_again(
 ) -> None:
     """BatchGetItem answers every key unprocessed (lasting throttling): after its retries the CLI says
     to run again, with no traceback, and nothing is half-written."""
-    monkeypatch.setattr("moodtune.ingest.time.sleep", lambda s: None)
+    monkeypatch.setattr("moodtune.catalog.ingest.time.sleep", lambda s: None)
     opened = ingest_cli._songs_table
 
     def refusing_table(args: Any) -> Any:

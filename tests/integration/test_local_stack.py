@@ -201,7 +201,7 @@ def test_cli_against_the_stack(stack: Running) -> None:
         [
             sys.executable,
             "-m",
-            "moodtune.cli",
+            "moodtune_cli",
             "recommend",
             "친구랑 싸워서 화가 나",
             "--limit",
@@ -217,7 +217,7 @@ def test_cli_against_the_stack(stack: Running) -> None:
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["songs"]) == 2
     bad = subprocess.run(
-        [sys.executable, "-m", "moodtune.cli", "classify", "   "],
+        [sys.executable, "-m", "moodtune_cli", "classify", "   "],
         cwd=ROOT,
         env=env,
         capture_output=True,

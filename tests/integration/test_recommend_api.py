@@ -8,8 +8,8 @@ import re
 import pytest
 
 from moodtune import service
+from moodtune.feedback.records import RecommendationStore
 from moodtune.labels import LABELS
-from moodtune.records import RecommendationStore
 
 pytestmark = pytest.mark.integration
 

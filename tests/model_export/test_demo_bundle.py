@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moodtune.bundle import load_bundle, sha256_file
-from moodtune.classifier import EmotionClassifier
+from moodtune.emotion.bundle import load_bundle, sha256_file
+from moodtune.emotion.classifier import EmotionClassifier
 from moodtune.labels import LABELS
 
 DEMO = Path(__file__).resolve().parents[2] / "models" / "demo"

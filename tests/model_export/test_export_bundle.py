@@ -17,8 +17,8 @@ from model_export.export import INT8_CPU_FLAGS
 from model_export.export import main as export_main
 from model_export.shapes import random_checkpoint
 from model_export.train import main as train_main
-from moodtune.bundle import load_bundle, sha256_file
-from moodtune.classifier import EmotionClassifier
+from moodtune.emotion.bundle import load_bundle, sha256_file
+from moodtune.emotion.classifier import EmotionClassifier
 from moodtune.labels import LABELS
 
 PHRASES = {

@@ -10,8 +10,8 @@ from onnx import numpy_helper
 
 from model_export.errors import ModelExportError
 from model_export.shapes import SHAPES, build_random_bundle, random_checkpoint
-from moodtune.bundle import load_bundle
-from moodtune.classifier import EmotionClassifier
+from moodtune.emotion.bundle import load_bundle
+from moodtune.emotion.classifier import EmotionClassifier
 from moodtune.labels import NUM_LABELS
 
 

@@ -20,24 +20,22 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from moodtune.labels import LABELS
-from moodtune.records import (
+from moodtune.errors import StoreError, error_code, store_error
+from moodtune.feedback.records import (
     RecommendationRecord,
     RecommendationStore,
     RecommendedSongRecord,
-    StoreError,
-    error_code,
     new_recommendation_id,
-    store_error,
 )
+from moodtune.labels import LABELS
 from moodtune.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     import numpy as np
 
     from moodtune.catalog import Catalog, CatalogCache, ScoredSong
-    from moodtune.classifier import EmotionClassifier
-    from moodtune.recommend import Match, Mode
+    from moodtune.emotion.classifier import EmotionClassifier
+    from moodtune.recommend.ranking import Match, Mode
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +45,7 @@ logger = logging.getLogger(__name__)
 # after a timeout or 5xx, at most 1 s after throttling (which itself answers in milliseconds) -> 3.6 s.
 # - FeedbackFunction (Timeout 5 s): one UpdateItem per request -> 503 within 3.6 s.
 # - RecommendFunction (Timeout 10 s): one PutItem per request -> 503 within 3.6 s. The catalog refresh
-#   runs beside requests (moodtune.catalog.CatalogCache), never on their path. Only a request that
+#   runs beside requests (moodtune.catalog.songs.CatalogCache), never on their path. Only a request that
 #   finds no catalog at all (the load at init failed) also reads the Query's pages (1 MB each); its
 #   first call that fails ends it, so it answers 503 within 3.6 s of that call.
 # - Init (Lambda allows 10 s): model session ~1 s + the catalog Query, which gives up within 3.6 s of
@@ -136,7 +134,7 @@ class RecommendService:
 
     def classify(self, text: str) -> Classification:
         """Emotion distribution of one (already validated) text."""
-        from moodtune.recommend import dominant_label  # numpy-side imports stay off the feedback path
+        from moodtune.recommend.ranking import dominant_label  # numpy-side imports stay off the feedback path
 
         start = time.perf_counter()
         encoded = self.classifier.tokenize([text])
@@ -156,7 +154,7 @@ class RecommendService:
         self, text: str, *, limit: int = 5, mode: Mode = "distribution", exclude: Iterable[str] = ()
     ) -> RecommendationResult:
         """Classify, rank the catalog, and write the recommendation record (one PutItem)."""
-        from moodtune.recommend import recommend
+        from moodtune.recommend.ranking import recommend
 
         catalog = self.catalog()
         classification = self.classify(text)
@@ -219,7 +217,9 @@ def get_store() -> RecommendationStore:
 @lru_cache(maxsize=1)
 def get_classifier() -> EmotionClassifier:
     """The emotion classifier on the bundle in MODEL_DIR."""
-    from moodtune.classifier import EmotionClassifier  # onnxruntime: only the recommend function needs it
+    from moodtune.emotion.classifier import (
+        EmotionClassifier,  # onnxruntime: only the recommend function needs it
+    )
 
     settings = get_settings()
     return EmotionClassifier.from_bundle(settings.model_dir, threads=settings.ort_intra_op_threads)

@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     text_retention_days: int = Field(default=30, ge=1, le=3650)
     catalog_ttl_seconds: float = Field(default=300.0, ge=0)
     ort_intra_op_threads: int = Field(default=0, ge=0, le=64)
-    # The feedback export (moodtune.feedback_export): its bucket; how far back the first scheduled
+    # The feedback export (moodtune.feedback.export): its bucket; how far back the first scheduled
     # run starts (records live TEXT_RETENTION_DAYS); how long after midnight UTC a day is complete.
     export_bucket: str = Field(default="", max_length=63)
     export_initial_days: int = Field(default=30, ge=0, le=400)

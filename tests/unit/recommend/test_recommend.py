@@ -1,0 +1,99 @@
+"""Both recommendation modes, exclusion, limits, ties and explanations on a hand-made catalog."""
+
+import numpy as np
+import pytest
+
+from moodtune.catalog.songs import Catalog, ScoredSong
+from moodtune.labels import LABELS
+from moodtune.recommend.ranking import explain, recommend, top_emotions
+
+
+def _v(**probs: float) -> tuple[float, ...]:
+    vector = np.array([probs.get(label, 0.0) for label in LABELS], np.float32)
+    return tuple(float(x) for x in vector / vector.sum())
+
+
+SONGS = [
+    ScoredSong("s-sad-1", "Rain", "A", _v(sadness=0.7, fear=0.2, neutral=0.1)),
+    ScoredSong("s-sad-2", "Tears", "A", _v(sadness=0.5, neutral=0.3, joy=0.2)),
+    ScoredSong("s-joy-1", "Sun", "B", _v(joy=0.8, surprise=0.2)),
+    ScoredSong("s-joy-2", "Party", "B", _v(joy=0.4, sadness=0.35, neutral=0.25)),
+    ScoredSong("s-fear-1", "Night", "C", _v(fear=0.6, sadness=0.4)),
+    ScoredSong("s-neu-1", "Tuesday", "C", _v(neutral=0.9, joy=0.1)),
+]
+TEXT = np.array(_v(sadness=0.6, fear=0.3, neutral=0.1), np.float32)
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return Catalog(model_version="m1", songs=tuple(reversed(SONGS)))
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_distribution_mode_ranks_the_whole_catalog_by_cosine(catalog: Catalog) -> None:
+    matches = recommend(catalog, TEXT, limit=len(SONGS))
+    expected = sorted(SONGS, key=lambda s: -_cosine(TEXT, np.array(s.vector)))
+    assert [m.song.song_id for m in matches] == [s.song_id for s in expected]
+    assert [m.similarity for m in matches] == sorted((m.similarity for m in matches), reverse=True)
+    assert matches[0].similarity == pytest.approx(_cosine(TEXT, np.array(SONGS[0].vector)), abs=1e-5)
+
+
+def test_dominant_mode_keeps_only_songs_of_the_texts_top_emotion(catalog: Catalog) -> None:
+    matches = recommend(catalog, TEXT, limit=10, mode="dominant")
+    assert [m.song.song_id for m in matches] == ["s-sad-1", "s-sad-2"]
+    assert all(m.song.dominant == "sadness" for m in matches)
+    # distribution mode reaches songs of other dominant emotions that dominant mode never offers
+    ids = {m.song.song_id for m in recommend(catalog, TEXT, limit=3)}
+    assert "s-fear-1" in ids
+
+
+def test_limit_and_exclude(catalog: Catalog) -> None:
+    assert len(recommend(catalog, TEXT, limit=2)) == 2
+    matches = recommend(catalog, TEXT, limit=3, exclude=["s-sad-1", "unknown-id"])
+    assert "s-sad-1" not in [m.song.song_id for m in matches]
+    assert len(matches) == 3
+    assert recommend(catalog, TEXT, limit=5, mode="dominant", exclude=["s-sad-1", "s-sad-2"]) == []
+
+
+def test_ties_go_to_the_lower_song_id_whatever_the_input_order() -> None:
+    twins = [ScoredSong(f"t-{c}", c, "x", _v(joy=0.5, neutral=0.5)) for c in "dcbae"]
+    catalog = Catalog(model_version="m1", songs=tuple(twins))
+    assert [m.song.song_id for m in recommend(catalog, TEXT, limit=3)] == ["t-a", "t-b", "t-c"]
+
+
+def test_jensen_shannon_is_pluggable(catalog: Catalog) -> None:
+    matches = recommend(catalog, TEXT, limit=len(SONGS), metric="jensen_shannon")
+    assert len(matches) == len(SONGS)
+    assert all(0.0 <= m.similarity <= 1.0 for m in matches)
+    with pytest.raises(ValueError, match="unknown similarity metric"):
+        recommend(catalog, TEXT, metric="nope")
+
+
+def test_bad_arguments_and_empty_catalog(catalog: Catalog) -> None:
+    with pytest.raises(ValueError, match="unknown mode"):
+        recommend(catalog, TEXT, mode="vibes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shape"):
+        recommend(catalog, TEXT[:3])
+    assert recommend(Catalog(model_version="m1", songs=()), TEXT) == []
+
+
+def test_explanation_names_top_emotions_and_what_is_shared(catalog: Catalog) -> None:
+    match = recommend(catalog, TEXT, limit=1)[0]
+    assert match.song.song_id == "s-sad-1"
+    explanation = match.explanation.as_dict()
+    assert explanation["song_top"] == [["sadness", 0.7], ["fear", 0.2], ["neutral", 0.1]]
+    assert explanation["text_top"] == [["sadness", 0.6], ["fear", 0.3], ["neutral", 0.1]]
+    assert explanation["shared"] == ["sadness", "fear", "neutral"]
+    joy_song = next(m for m in recommend(catalog, TEXT, limit=6) if m.song.song_id == "s-joy-1")
+    assert joy_song.explanation.song_top == (("joy", 0.8), ("surprise", 0.2))
+    assert joy_song.explanation.shared == ()
+
+
+def test_top_emotions_always_names_at_least_the_strongest() -> None:
+    flat = np.full(7, 1 / 7, np.float32)
+    assert top_emotions(flat) == (("joy", 0.143), ("sadness", 0.143), ("anger", 0.143))
+    assert top_emotions(flat, min_p=0.5) == (("joy", 0.143),)
+    assert explain(np.array(_v(joy=1.0)), np.array(_v(anger=1.0))).shared == ()
