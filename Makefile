@@ -49,7 +49,7 @@ lint: setup tools checkov
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region ap-northeast-2
-	$(CHECKOV) --config-file .checkov.yaml
+	$(CHECKOV) --config-file .checkov.yaml --quiet
 	$(BIN)/hadolint functions/recommend/Dockerfile
 
 # The Lambda runtime's Python with only each function's dependencies; tests/integration/test_events.py
