@@ -4,9 +4,10 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .venv-tools
+CHECKOV_VENV := .venv-checkov
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools lambda-venvs demo test lint unit bench deploy demo-model data-check clean
+.PHONY: setup tools checkov lambda-venvs demo test lint unit bench deploy demo-model data-check clean
 
 setup: $(STAMP)
 
@@ -28,16 +29,27 @@ $(TOOLS)/.installed:
 	$(TOOLS)/bin/pip install -q "aws-sam-cli==1.170.0"
 	touch $@
 
+# checkov (the template's security scan) in a venv of its own too: it pins an older boto3.
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+checkov: $(CHECKOV_VENV)/.installed
+$(CHECKOV_VENV)/.installed:
+	test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install -q "checkov==3.3.30"
+	touch $@
+
 # The whole system on this machine (ports: MOTO_PORT=5000, MOODTUNE_PORT=3000). Ctrl-C stops it.
 demo: setup
 	$(BIN)/python -m infra.local.stack
 
-# Python style, the template (cfn-lint and SAM's own validation: no warnings allowed), the Dockerfile.
-lint: setup tools
+# Python style, the template (cfn-lint and SAM's own validation: no warnings allowed; checkov's security
+# checks: no failed check, every skip carries its reason in the resource's Metadata), the Dockerfile.
+lint: setup tools checkov
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region ap-northeast-2
+	$(CHECKOV) --config-file .checkov.yaml --quiet
 	$(BIN)/hadolint functions/recommend/Dockerfile
 
 # The Lambda runtime's Python with only each function's dependencies; tests/integration/test_events.py
@@ -91,4 +103,4 @@ deploy: setup tools
 	$(BIN)/python -m infra.deploy_web --config-env $(DEPLOY_ENV)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(LAMBDA) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(CHECKOV_VENV) $(LAMBDA) .aws-sam .pytest_cache .ruff_cache
