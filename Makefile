@@ -79,7 +79,7 @@ demo-model: setup
 	$(BIN)/python -m model_export.demo
 
 data-check: setup
-	$(BIN)/python -m model_export.corpus_quality data/demo/emotions.tsv
+	$(BIN)/python -m model_export.corpus_quality data/demo/emotions.tsv --mixed data/demo/mixed.tsv
 
 # Needs Docker (the images) and AWS credentials. STAGE=dev|prod picks a samconfig.toml section
 # (default: [default]). BUNDLE=models/<dir> (required: no silent models/demo) is the bundle

@@ -531,6 +531,103 @@ def _marker_gate(report: Report, config: Config) -> Gate:
     )
 
 
+# ------------------------------------------------------------------------------------- mixed feelings
+
+
+@dataclass(frozen=True)
+class MixedConfig:
+    """Gates of the mixed-feelings file (soft labels naming two feelings)."""
+
+    min_share: float = 0.10  # mixed texts are at least this share of corpus + mixed
+    min_pair_texts: int = 25  # every pair present has at least this many texts
+    marker_min_texts: int = 20  # markers used by fewer mixed texts are not judged
+    marker_max_share: float = 0.4  # and no pair holds more than this share of a judged marker
+
+
+@dataclass
+class MixedReport:
+    """Counts per pair, duplicates within the file and against the corpus, marker shares, gates."""
+
+    pairs: Counter[str]
+    near_duplicates: list[Pair]
+    marker_shares: dict[str, tuple[str, float, int]]  # marker -> (widest pair, its share, texts)
+    gates: list[Gate]
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+
+def load_mixed(path: str | Path) -> list[tuple[str, Row]]:
+    """(pair, row) of each line of a soft-labelled TSV; ``CorpusError`` naming the line when a label
+    does not parse (``model_export.datasets.parse_soft_label``) or does not name exactly two feelings."""
+    from model_export.datasets import parse_soft_label
+
+    out: list[tuple[str, Row]] = []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or (number == 1 and line.lower().startswith("label\t")):
+            continue
+        label, tab, text = line.partition("\t")
+        try:
+            if not tab:
+                raise ValueError("expected 'label<TAB>text', found no tab")
+            soft = parse_soft_label(label)
+        except ValueError as exc:
+            raise CorpusError(f"{path}:{number}: {exc}") from None
+        named = [lb for lb, q in zip(LABELS, soft, strict=True) if q > 0]
+        if len(named) != 2:
+            raise CorpusError(f"{path}:{number}: a mixed text names two feelings, this one {len(named)}")
+        top = named[0] if soft[LABELS.index(named[0])] >= soft[LABELS.index(named[1])] else named[1]
+        text = unicodedata.normalize("NFC", text.strip())
+        out.append(("+".join(named), Row(top, text, str(path), number)))
+    return out
+
+
+def analyse_mixed(
+    mixed: Sequence[tuple[str, Row]], corpus: Sequence[Row], config: MixedConfig | None = None
+) -> MixedReport:
+    """Gates: the mixed share, texts per pair, no near duplicate (within the file or with the corpus,
+    ``Config.near_threshold``), no marker that gives a pair away."""
+    config = config or MixedConfig()
+    near = Config().near_threshold
+    pairs = Counter(pair for pair, _ in mixed)
+    rows = [row for _, row in mixed]
+    keys = [normalise_key(r.text) for r in rows + list(corpus)]
+    duplicates = [
+        Pair(round(sim, 3), rows[i], (rows + list(corpus))[j])
+        for sim, i, j in similar_pairs(keys, near)
+        if i < len(rows)
+    ]
+    by_marker: dict[str, Counter[str]] = defaultdict(Counter)
+    for pair, row in mixed:
+        for name in markers_of(row.text):
+            by_marker[name][pair] += 1
+    shares: dict[str, tuple[str, float, int]] = {}
+    for name, counts in by_marker.items():
+        rates = {pair: counts[pair] / pairs[pair] for pair in pairs}
+        total = sum(rates.values())
+        widest = max(rates, key=rates.__getitem__)
+        shares[name] = (widest, rates[widest] / total if total else 0.0, sum(counts.values()))
+    share = len(rows) / (len(rows) + len(corpus)) if rows else 0.0
+    judged = {m: v for m, v in shares.items() if v[2] >= config.marker_min_texts}
+    loud = [f"{m}: {v[0]} {v[1]:.0%}" for m, v in judged.items() if v[1] > config.marker_max_share]
+    thin = [f"{pair} {n}" for pair, n in sorted(pairs.items()) if n < config.min_pair_texts]
+    gates = [
+        Gate(f"mixed texts ≥ {config.min_share:.0%} of all", share >= config.min_share, f"{share:.1%}"),
+        Gate(
+            f"every pair ≥ {config.min_pair_texts} texts", not thin, "; ".join(thin) or f"{len(pairs)} pairs"
+        ),
+        Gate(f"no near duplicate (Jaccard ≥ {near})", not duplicates, f"{len(duplicates)} pairs"),
+        Gate(
+            f"markers (≥ {config.marker_min_texts} texts) ≤ {config.marker_max_share:.0%} in one pair",
+            not loud,
+            "; ".join(loud) or f"{len(judged)} judged",
+        ),
+    ]
+    return MixedReport(pairs, duplicates, shares, gates)
+
+
 # ------------------------------------------------------------------------------------------- printing
 
 
@@ -655,6 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--marker-label-texts", type=int, default=defaults.marker_label_texts)
     parser.add_argument("--marker-max-share", type=float, default=defaults.marker_max_share)
     parser.add_argument("--max-pairs", type=int, default=15, help="how many worst pairs to print")
+    parser.add_argument("--mixed", type=Path, help="a soft-labelled TSV of two-feeling texts to gate too")
     args = parser.parse_args(argv)
     console, errors = Console(), Console(stderr=True, soft_wrap=True)
     try:
@@ -679,8 +777,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     report = analyse(rows, config)
     print_report(report, console, args.max_pairs)
-    console.print("[green]all gates pass[/green]" if report.passed else "[red]quality gates failed[/red]")
-    return 0 if report.passed else 1
+    passed = report.passed
+    if args.mixed:
+        try:
+            mixed = analyse_mixed(load_mixed(args.mixed), rows)
+        except CorpusError as exc:
+            errors.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            return 2
+        table = Table(title=f"mixed feelings: {args.mixed}", title_justify="left")
+        for column in ("gate", "result", "detail"):
+            table.add_column(column)
+        for gate in mixed.gates:
+            table.add_row(gate.name, "pass" if gate.passed else "FAIL", escape(gate.detail))
+        console.print(table)
+        console.print("texts per pair: " + ", ".join(f"{p} {n}" for p, n in sorted(mixed.pairs.items())))
+        passed = passed and mixed.passed
+    console.print("[green]all gates pass[/green]" if passed else "[red]quality gates failed[/red]")
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -6,8 +6,22 @@ Formats (``--format``, or detected from the file):
 |---|---|---|---|
 | ``single-turn`` | 단발성 대화 데이터셋 (xlsx) | ``Sentence`` | ``Emotion`` (Korean) |
 | ``continuous`` | 연속적 대화 데이터셋 (xlsx) | ``발화`` | ``감정`` (Korean, noisy) |
-| ``speech`` | 감정 분류를 위한 대화 음성 데이터셋 (CSV, cp949) | ``발화문`` | ``상황`` (English) |
-| ``plain`` | CSV / TSV / JSONL (UTF-8) | ``text`` | ``label`` |
+| ``speech`` | 감정 분류를 위한 대화 음성 데이터셋 (CSV, cp949) | ``발화문`` | the votes, else ``상황`` |
+| ``plain`` | CSV / TSV / JSONL (UTF-8) | ``text`` | ``label`` or a soft ``joy:0.6,fear:0.4`` |
+
+Soft labels: an example may carry a target distribution (``Example.soft``) instead of one label;
+training fits it with soft cross-entropy, one-hot being the special case. ``Example.label`` is then
+the distribution's top label (used for balancing, stratification and accuracy). A plain file's soft
+label names labels (any known spelling) with proportions that sum to 1 (±0.01); anything else is an
+error naming the file and line.
+
+The speech set's five annotators become a distribution of votes: each annotator's emotion counts
+as one vote, and the distribution is the share of votes (as in human-label training, Peterson et
+al., ICCV 2019). Intensities (``N번 감정세기``) do not weight the votes: they grade how strong an
+emotion is, not whether an annotator heard it, and neutral is always given intensity 0, so weighting
+by intensity would erase every neutral vote. Empty annotator cells are skipped (the row uses the
+votes it has; the load report counts such rows); a row with no vote at all, or a file without
+annotator columns, falls back to ``상황`` (counted in the report).
 
 Label policy: spellings go through ``moodtune.labels.canonical_label``. Noisy spellings (the continuous
 set has e.g. ``분ㄴ``, ``ㅈ중립``) are repaired only when one reading is certain: stray compatibility jamo
@@ -44,11 +58,61 @@ _JAMO_AND_PUNCT = re.compile(r"[\u3131-\u318e\s\W_\d]+")
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled text; ``weight`` scales its loss (feedback rows use it)."""
+    """One labelled text; ``weight`` scales its loss (feedback rows use it); ``soft``, when set, is the
+    target distribution in label order (``label`` is then its top label)."""
 
     text: str
     label: str
     weight: float = 1.0
+    soft: tuple[float, ...] | None = None
+
+    @property
+    def target(self) -> tuple[float, ...]:
+        """The training target: ``soft``, or the one-hot vector of ``label``."""
+        if self.soft is not None:
+            return self.soft
+        return tuple(1.0 if lb == self.label else 0.0 for lb in LABELS)
+
+    @property
+    def stratum(self) -> str:
+        """What splits stratify on: the label, or for a soft target the labels it names (``joy+fear``)."""
+        if self.soft is None:
+            return self.label
+        return "+".join(lb for lb, p in zip(LABELS, self.soft, strict=True) if p > 0)
+
+
+def soft_example(text: str, distribution: Sequence[float], weight: float = 1.0) -> Example:
+    """An example with a target distribution (label order); one label at 1.0 makes a hard example."""
+    total = float(sum(distribution))
+    soft = tuple(round(float(p) / total, 6) for p in distribution)
+    top = max(range(len(soft)), key=lambda i: (soft[i], -i))
+    if soft[top] >= 1.0:
+        return Example(text, LABELS[top], weight)
+    return Example(text, LABELS[top], weight, soft)
+
+
+def parse_soft_label(raw: str) -> tuple[float, ...]:
+    """``"joy:0.6,fear:0.4"`` -> a distribution in label order; ``ValueError`` saying what is wrong."""
+    values = [0.0] * len(LABELS)
+    for part in raw.split(","):
+        name, sep, number = part.partition(":")
+        if not sep:
+            raise ValueError(f"{part.strip()!r} is not label:probability")
+        label = canonical_label(name.strip())
+        if label is None:
+            raise ValueError(f"unknown emotion {name.strip()!r} (known: {', '.join(LABELS)})")
+        try:
+            p = float(number)
+        except ValueError:
+            raise ValueError(f"{number.strip()!r} is not a number") from None
+        if not math.isfinite(p) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"{label}: {number.strip()} is not a probability in [0, 1]")
+        if values[LABELS.index(label)]:
+            raise ValueError(f"{label} is given twice")
+        values[LABELS.index(label)] = p
+    if abs(sum(values) - 1.0) > 0.01:
+        raise ValueError(f"the proportions sum to {sum(values):.3f}, not 1 (±0.01)")
+    return tuple(values)
 
 
 @dataclass
@@ -61,9 +125,14 @@ class LoadReport:
     repaired: Counter[tuple[str, str]] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     kept: Counter[str] = field(default_factory=Counter)
+    # Soft labels: rows kept with a distribution, and for the speech set how the votes were read.
+    soft: int = 0
+    votes: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: LoadReport) -> None:
         self.rows += other.rows
+        self.soft += other.soft
+        self.votes.update(other.votes)
         self.mapped.update(other.mapped)
         self.repaired.update(other.repaired)
         self.dropped.update(other.dropped)
@@ -81,6 +150,11 @@ class LoadReport:
             lines.append(
                 "  repaired: " + ", ".join(f"{r!r}→{c} ({n})" for (r, c), n in sorted(self.repaired.items()))
             )
+        if self.soft:
+            lines.append(f"  soft labels (a distribution, not one label): {self.soft}")
+        if self.votes:
+            votes = ", ".join(f"{why} ({n})" for why, n in self.votes.most_common())
+            lines.append("  annotator votes: " + votes)
         if self.dropped:
             lines.append("  dropped: " + ", ".join(f"{why} ({n})" for why, n in self.dropped.most_common()))
         return "\n".join(lines)
@@ -121,29 +195,42 @@ def map_label(raw: object, report: LoadReport, repair: bool) -> str | None:
 # --- readers -----------------------------------------------------------------------------------------
 
 
-def _find_columns(header: Sequence[object]) -> tuple[int, int] | None:
+_VOTE_COLUMN = re.compile(r"^([1-9])번\s*감정$")
+
+
+@dataclass(frozen=True)
+class Cells:
+    """One data row's cells: its line (1-based row of the table), text, label and annotator votes."""
+
+    line: int
+    text: object
+    label: object
+    votes: tuple[object, ...] = ()
+
+
+def _find_columns(header: Sequence[object]) -> tuple[int, int, tuple[int, ...]] | None:
     names = [str(h).strip().lower() if h is not None else "" for h in header]
     text = next((names.index(c) for c in TEXT_COLUMNS if c in names), None)
     label = next((names.index(c) for c in LABEL_COLUMNS if c in names), None)
-    return None if text is None or label is None else (text, label)
+    votes = tuple(i for i, name in enumerate(names) if _VOTE_COLUMN.match(name))
+    return None if text is None or label is None else (text, label, votes)
 
 
-def _table_rows(
-    rows: Iterable[Sequence[object]], path: Path, scan: int = 5
-) -> Iterator[tuple[object, object]]:
-    """(text, label) cells of a table whose header row is among the first ``scan`` rows."""
+def _table_rows(rows: Iterable[Sequence[object]], path: Path, scan: int = 5) -> Iterator[Cells]:
+    """The data rows of a table whose header row is among the first ``scan`` rows."""
     iterator = iter(rows)
     seen = []
     for row in iterator:
         seen.append(row)
         if (columns := _find_columns(row)) is not None:
-            text_i, label_i = columns
-            for data in iterator:
+            text_i, label_i, vote_is = columns
+            width = max(text_i, label_i, *vote_is) + 1
+            for line, data in enumerate(iterator, start=len(seen) + 1):
                 cells = list(data)
                 if not any(c not in (None, "") for c in cells):
                     continue
-                cells += [None] * (max(text_i, label_i) + 1 - len(cells))
-                yield cells[text_i], cells[label_i]
+                cells += [None] * (width - len(cells))
+                yield Cells(line, cells[text_i], cells[label_i], tuple(cells[i] for i in vote_is))
             return
         if len(seen) >= scan:
             break
@@ -154,7 +241,7 @@ def _table_rows(
     )
 
 
-def _xlsx_rows(path: Path) -> Iterator[tuple[object, object]]:
+def _xlsx_rows(path: Path) -> Iterator[Cells]:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -180,7 +267,7 @@ def _read_text(path: Path, encodings: Sequence[str]) -> str:
     raise ModelExportError(f"{path}: not text in {' or '.join(encodings)}. Save it as UTF-8.")
 
 
-def _delimited_rows(path: Path, encodings: Sequence[str]) -> Iterator[tuple[object, object]]:
+def _delimited_rows(path: Path, encodings: Sequence[str]) -> Iterator[Cells]:
     text = _read_text(path, encodings)
     kind = "TSV" if path.suffix.lower() == ".tsv" else "CSV"
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if kind == "TSV" else ",")
@@ -192,7 +279,7 @@ def _delimited_rows(path: Path, encodings: Sequence[str]) -> Iterator[tuple[obje
         ) from exc
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[object, object]]:
+def _jsonl_rows(path: Path) -> Iterator[Cells]:
     for number, line in enumerate(_read_text(path, ["utf-8-sig"]).splitlines(), start=1):
         if not line.strip():
             continue
@@ -204,7 +291,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[object, object]]:
             ) from exc
         if not isinstance(row, dict) or "text" not in row or "label" not in row:
             raise ModelExportError(f"{path}:{number}: expected an object with 'text' and 'label' keys.")
-        yield row["text"], row["label"]
+        yield Cells(number, row["text"], row["label"])
 
 
 def detect_format(path: Path) -> str:
@@ -236,6 +323,36 @@ def detect_format(path: Path) -> str:
     raise ModelExportError(f"{path}: unknown file type {suffix!r}; use .xlsx, .csv, .tsv or .jsonl.")
 
 
+def _voted_example(text: str, cells: Cells, report: LoadReport) -> Example | None:
+    """The speech set's row as a distribution of its annotators' votes (module doc); ``상황`` when no
+    vote can be read."""
+    votes = [0.0] * len(LABELS)
+    given = 0
+    for cell in cells.votes:
+        if cell is None or not str(cell).strip():
+            continue
+        label = map_label(cell, LoadReport(source=""), repair=True)
+        if label is None:
+            report.votes["unknown annotator label skipped"] += 1
+            continue
+        votes[LABELS.index(label)] += 1.0
+        given += 1
+    if given == 0:
+        report.votes["no annotator vote: 상황 used"] += 1
+        label = map_label(cells.label, report, repair=True)
+        return None if label is None else Example(text, label)
+    if given < len(cells.votes):
+        report.votes["rows with some annotator cells empty (the votes given were used)"] += 1
+    example = soft_example(text, votes)
+    # A tie between the top votes is broken by 상황 when it is among them (label order otherwise).
+    situation = canonical_label(str(cells.label or "").strip()) or repair_label(str(cells.label or ""))
+    top = max(votes)
+    if example.soft is not None and situation and votes[LABELS.index(situation)] == top:
+        example = Example(text, situation, example.weight, example.soft)
+    report.votes["rows read from annotator votes"] += 1
+    return example
+
+
 def load_file(path: Path, fmt: str = "auto", strict_labels: bool = False) -> tuple[list[Example], LoadReport]:
     """Read one dataset file into normalised examples (not yet deduplicated) and a report."""
     path = Path(path)
@@ -244,28 +361,44 @@ def load_file(path: Path, fmt: str = "auto", strict_labels: bool = False) -> tup
     if fmt not in FORMATS:
         raise ModelExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     fmt = detect_format(path) if fmt == "auto" else fmt
+    rows: Iterable[Cells]
     if fmt in ("single-turn", "continuous"):
-        cells = _xlsx_rows(path)
+        rows = _xlsx_rows(path)
     elif fmt == "speech":
-        cells = _delimited_rows(path, ["cp949", "utf-8-sig"])
+        rows = _delimited_rows(path, ["cp949", "utf-8-sig"])
     elif path.suffix.lower() == ".jsonl":
-        cells = _jsonl_rows(path)
+        rows = _jsonl_rows(path)
     else:
-        cells = _delimited_rows(path, ["utf-8-sig"])
+        rows = _delimited_rows(path, ["utf-8-sig"])
 
     report = LoadReport(source=f"{path} ({fmt})")
     examples = []
-    for raw_text, raw_label in cells:
+    saw_votes = False
+    for cells in rows:
         report.rows += 1
-        label = map_label(raw_label, report, repair=fmt != "plain")
-        text = normalize_text("" if raw_text is None else str(raw_text))
-        if label is None:
+        text = normalize_text("" if cells.text is None else str(cells.text))
+        example: Example | None
+        if cells.votes:
+            saw_votes = True
+            example = _voted_example(text, cells, report)
+        elif fmt == "plain" and isinstance(cells.label, str) and ":" in cells.label:
+            try:
+                example = soft_example(text, parse_soft_label(cells.label))
+            except ValueError as exc:
+                raise ModelExportError(f"{path}:{cells.line}: soft label {cells.label!r}: {exc}.") from None
+        else:
+            label = map_label(cells.label, report, repair=fmt != "plain")
+            example = None if label is None else Example(text, label)
+        if example is None:
             continue
         if not text:
             report.dropped["empty text"] += 1
             continue
-        examples.append(Example(text, label))
-        report.kept[label] += 1
+        examples.append(example)
+        report.kept[example.label] += 1
+        report.soft += example.soft is not None
+    if fmt == "speech" and not saw_votes:
+        report.votes["no annotator columns: 상황 used"] += report.rows
     unknown = {why: n for why, n in report.dropped.items() if why.startswith("unknown label")}
     if unknown and (strict_labels or fmt == "plain"):
         raise ModelExportError(
@@ -289,13 +422,14 @@ def read_plain(path: Path) -> list[Example]:
 
 
 def deduplicate(examples: Iterable[Example], report: LoadReport | None = None) -> list[Example]:
-    """Keep the first copy of each text; drop every copy of a text seen with different labels."""
-    labels_of: dict[str, set[str]] = {}
+    """Keep the first copy of each text; drop every copy of a text seen with different labels (or
+    different target distributions)."""
+    labels_of: dict[str, set[tuple[float, ...]]] = {}
     first: dict[str, Example] = {}
     total = 0
     for e in examples:
         total += 1
-        labels_of.setdefault(e.text, set()).add(e.label)
+        labels_of.setdefault(e.text, set()).add(e.target)
         first.setdefault(e.text, e)
     kept = [e for text, e in first.items() if len(labels_of[text]) == 1]
     if report is not None:
@@ -347,6 +481,21 @@ def balance(examples: Sequence[Example], per_label: int, seed: int) -> tuple[lis
     return out, messages
 
 
+def format_label(example: Example) -> str:
+    """The label cell a plain file writes for ``example``: ``joy``, or ``joy:0.6,fear:0.4``."""
+    if example.soft is None:
+        return example.label
+    return ",".join(f"{lb}:{p:g}" for lb, p in zip(LABELS, example.soft, strict=True) if p > 0)
+
+
+def strata(examples: Sequence[Example], minimum: int) -> list[str]:
+    """Each example's stratum for a split: its ``stratum`` (label, or the pair a soft target names),
+    folded into its top label where that stratum has fewer than ``minimum`` examples, so that mixed
+    rows are spread over every part like the others without making a split impossible."""
+    counts = Counter(e.stratum for e in examples)
+    return [e.stratum if counts[e.stratum] >= minimum else e.label for e in examples]
+
+
 def _check_stratifiable(examples: Sequence[Example], parts: int, what: str) -> None:
     counts = Counter(e.label for e in examples)
     short = {lb: n for lb, n in counts.items() if n < parts}
@@ -388,12 +537,14 @@ def stratified_split(
         )
     _check_stratifiable(examples, 3, "a train/validation/test split")
     _check_split_sizes(len(examples), len({e.label for e in examples}), val_size, test_size)
+    # A stratum needs a member in each part: at least 1 / (smallest fraction) examples, and 3.
+    minimum = max(3, math.ceil(1 / min(val_size, test_size, 1 - val_size - test_size)))
     try:
         rest, test = train_test_split(
-            list(examples), test_size=test_size, stratify=[e.label for e in examples], random_state=seed
+            list(examples), test_size=test_size, stratify=strata(examples, minimum), random_state=seed
         )
         train, val = train_test_split(
-            rest, test_size=val_size / (1 - test_size), stratify=[e.label for e in rest], random_state=seed
+            rest, test_size=val_size / (1 - test_size), stratify=strata(rest, minimum), random_state=seed
         )
     except ValueError as exc:  # a stratification the size checks above did not foresee
         raise ModelExportError(
@@ -413,7 +564,7 @@ def stratified_folds(
         raise ModelExportError(f"--folds must be at least 2, got {k}.")
     _check_stratifiable(examples, k, f"{k}-fold cross-validation")
     folder = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    labels = [e.label for e in examples]
+    labels = strata(examples, k)
     return [
         ([examples[i] for i in train], [examples[i] for i in val])
         for train, val in folder.split(list(range(len(examples))), labels)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from model_export.datasets import Example, read_plain, stratified_split
+from model_export.datasets import Example, format_label, read_plain, soft_example, stratified_split
 from model_export.errors import ModelExportError, run_cli, setup_logging
 from model_export.export import ExportOptions, add_lines_per_chunk_argument, export_bundle
 from model_export.metrics import classification_metrics, top_confusions
@@ -36,24 +36,33 @@ from model_export.train import (
     ID2LABEL,
     LABEL2ID,
     TrainConfig,
+    calibrate,
     encode,
     fit,
     predict_logits,
     save_checkpoint,
     set_seed,
 )
-from moodtune.labels import NUM_LABELS
+from moodtune.labels import LABELS, NUM_LABELS
 
 log = logging.getLogger("model_export.demo")
 
 CORPUS = Path("data/demo/emotions.tsv")
+MIXED = Path("data/demo/mixed.tsv")  # texts with two feelings and their proportions (soft labels)
 REFERENCE = Path("data/demo/reference.tsv")
+REFERENCE_MIXED = Path("data/demo/reference_mixed.tsv")
 OUT = Path("models/demo")
 # Lyric lines per chunk the demo bundle asks ingestion for. The demo model learned from chat lines
 # (22 characters on average); 4-line chunks are three times longer and read worse. Songs whose
 # scored dominant emotion is the one their writer meant (data/demo/song_intent.tsv, 300 songs):
 # 1 line 176, 2 lines 183, 4 lines 145 (`python -m model_export.demo_report` prints these).
 LINES_PER_CHUNK = 2
+# Each mixed (soft-labelled) training text is seen this many times an epoch: they are 12% of the
+# corpus, and once was not enough for the two feelings to come out as the two strongest
+# (docs/model.md, "Mixed feelings").
+MIXED_REPEAT = 3
+# Two-feeling texts joined from single-feeling training texts (``mixed_pairs``).
+PAIRS = 0
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,25 @@ def concatenated(
     return out
 
 
+def mixed_pairs(train: Sequence[Example], n: int, seed: int) -> list[Example]:
+    """``n`` extra training texts, each a text of one feeling joined to a text of another, with the
+    target 0.5/0.5: two feelings written side by side must come out as two feelings (neutral, the
+    absence of one, is not paired). Only training texts are joined, so validation and test stay
+    untouched."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[str]] = {}
+    for example in train:
+        if example.soft is None and example.label != "neutral":
+            by_label.setdefault(example.label, []).append(example.text)
+    labels = sorted(by_label)
+    out = []
+    for _ in range(n if len(labels) > 1 else 0):
+        a, b = rng.sample(labels, 2)
+        target = [0.5 if label in (a, b) else 0.0 for label in LABELS]
+        out.append(soft_example(f"{rng.choice(by_label[a])} {rng.choice(by_label[b])}", target))
+    return out
+
+
 def run_demo(
     corpus: Path,
     out_dir: Path,
@@ -135,25 +163,35 @@ def run_demo(
     keep_checkpoint: Path | None = None,
     concat: int = 0,
     lines_per_chunk: int = LINES_PER_CHUNK,
+    mixed: Path | None = None,
+    reference_mixed: Path | None = None,
+    mixed_repeat: int = 1,
+    pairs: int = 0,
 ) -> dict:
-    """Train, evaluate, export; return the published manifest. Texts are cut at ``cfg.max_length``.
+    """Train, evaluate, calibrate, export; return the published manifest. Texts are cut at
+    ``cfg.max_length``. ``mixed``: soft-labelled texts added to the corpus (split with it);
+    ``reference_mixed``: a held-out soft-labelled set measured in the manifest.
     ``keep_checkpoint``: also save the fp32 checkpoint and its test split (test.tsv) there.
-    ``concat``: add that many joined training texts (``concatenated``)."""
+    ``concat``: add that many joined training texts (``concatenated``).
+    ``mixed_repeat``: how many times each soft-labelled training text is seen per epoch.
+    ``pairs``: add that many two-feeling texts joined from training texts (``mixed_pairs``)."""
     started = time.perf_counter()
     max_length = cfg.max_length
     # One thread: repeatable on one machine type with the same torch build (not across CPU types).
     torch.set_num_threads(1)
     set_seed(cfg.seed)
-    examples = read_plain(corpus)
+    examples = read_plain(corpus) + (read_plain(mixed) if mixed and mixed.is_file() else [])
     if len(examples) < 10 * NUM_LABELS:
         raise ModelExportError(f"{corpus}: only {len(examples)} usable rows; the demo needs at least 70.")
     train, val, test = stratified_split(examples, 0.1, 0.1, seed=cfg.seed)
     wordpiece = train_wordpiece([e.text for e in train], vocab_size=shape.vocab_size)
     tokenizer = fast_tokenizer(wordpiece)
     model = build_model(shape, wordpiece.get_vocab_size(), cfg.seed, cfg.dropout)
-    joined = concatenated(train, concat, cfg.seed)
+    joined = concatenated([e for e in train if e.soft is None], concat, cfg.seed)
+    repeated = [e for e in train if e.soft is not None] * (mixed_repeat - 1)
+    paired = mixed_pairs(train, pairs, cfg.seed)
     train_enc, val_enc, test_enc = (
-        encode(tokenizer, part, max_length) for part in (train + joined, val, test)
+        encode(tokenizer, part, max_length) for part in (train + joined + repeated + paired, val, test)
     )
     result = fit(model, tokenizer, train_enc, val_enc, cfg, desc="demo")
     test_metrics = classification_metrics(
@@ -161,14 +199,26 @@ def run_demo(
     )
     log.info("demo test (PyTorch): %s", {k: test_metrics[k] for k in ("accuracy", "macro_f1")})
 
-    reference_examples: list[Example] = read_plain(reference) if reference and reference.is_file() else []
+    calibration = calibrate(model, tokenizer, val, cfg)
+    # The test split's single-feeling and mixed texts apart: accuracy and ECE mean something on the
+    # first, the mixed figures on the second.
+    named = {
+        "test_single": [e for e in test if e.soft is None],
+        "test_mixed": [e for e in test if e.soft is not None],
+        **{
+            name: read_plain(path)
+            for name, path in (("reference", reference), ("reference_mixed", reference_mixed))
+            if path and path.is_file()
+        },
+    }
+    named = {name: examples for name, examples in named.items() if examples}
     work = Path(tempfile.mkdtemp(prefix="moodtune-demo-"))
     try:
         checkpoint = save_checkpoint(model, tokenizer, work / "checkpoint", max_length)
         if keep_checkpoint is not None:
             shutil.copytree(checkpoint, keep_checkpoint, dirs_exist_ok=True)
             (keep_checkpoint / "test.tsv").write_text(
-                "label\ttext\n" + "".join(f"{e.label}\t{e.text}\n" for e in test), encoding="utf-8"
+                "label\ttext\n" + "".join(f"{format_label(e)}\t{e.text}\n" for e in test), encoding="utf-8"
             )
         manifest = export_bundle(
             ExportOptions(
@@ -178,11 +228,17 @@ def run_demo(
                 lines_per_chunk=lines_per_chunk,
                 eval_examples=test,
                 eval_name=f"{corpus} test split (10%, stratified, seed {cfg.seed})",
-                named_evals={"reference": reference_examples} if reference_examples else {},
+                named_evals=named,
+                temperature=calibration["temperature"],
+                temperature_fit_on=calibration["fit_on"],
                 source_extra={
                     "checkpoint": "trained from scratch by `python -m model_export.demo`",
                     "corpus": str(corpus),
                     "corpus_sha256": hashlib.sha256(corpus.read_bytes()).hexdigest(),
+                    "mixed": str(mixed) if mixed and mixed.is_file() else None,
+                    "mixed_sha256": (
+                        hashlib.sha256(mixed.read_bytes()).hexdigest() if mixed and mixed.is_file() else None
+                    ),
                     "shape": asdict(shape),
                 },
                 extra_metrics={
@@ -191,6 +247,8 @@ def run_demo(
                         "examples": {
                             "train": len(train),
                             "joined": len(joined),
+                            "mixed_repeated": len(repeated),
+                            "mixed_pairs": len(paired),
                             "val": len(val),
                             "test": len(test),
                         },
@@ -199,6 +257,7 @@ def run_demo(
                         "samples_per_second": result.samples_per_second,
                     },
                     "test_pytorch": test_metrics,
+                    "calibration_validation": calibration["validation"],
                 },
             )
         )
@@ -212,7 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m model_export.demo", description=__doc__.split("\n")[0])
     p.add_argument("--corpus", type=Path, default=CORPUS, help=f"label<TAB>text corpus (default {CORPUS})")
     p.add_argument(
+        "--mixed", type=Path, default=MIXED, help=f"soft-labelled texts added to the corpus (default {MIXED})"
+    )
+    p.add_argument(
         "--reference", type=Path, default=REFERENCE, help="extra held-out set to report accuracy on"
+    )
+    p.add_argument(
+        "--reference-mixed",
+        type=Path,
+        default=REFERENCE_MIXED,
+        help="held-out soft-labelled set measured for mixed feelings",
     )
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--epochs", type=int, default=12)
@@ -225,6 +293,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="add N training texts made of 2-4 joined ones (default 0; docs/model.md has the measurement)",
+    )
+    p.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        help="label smoothing ε (default 0: it erases which feelings resemble each other; docs/model.md)",
+    )
+    p.add_argument(
+        "--mixed-repeat",
+        type=int,
+        default=MIXED_REPEAT,
+        metavar="N",
+        help=f"each mixed training text seen N times an epoch (default {MIXED_REPEAT}; docs/model.md)",
+    )
+    p.add_argument(
+        "--pairs",
+        type=int,
+        default=PAIRS,
+        metavar="N",
+        help=f"add N two-feeling texts joined from training texts (default {PAIRS}; docs/model.md)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
@@ -246,11 +334,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_size=32,
         max_length=args.max_length,
         weight_decay=0.01,
-        label_smoothing=0.1,
+        label_smoothing=args.label_smoothing,
         warmup_ratio=0.1,
         seed=args.seed,
         progress=not args.no_progress,
     )
+    if args.pairs < 0:
+        build_parser().error("--pairs must be at least 0")
+    if args.mixed_repeat < 1:
+        build_parser().error("--mixed-repeat must be at least 1")
     if args.concat < 0:
         build_parser().error("--concat must be at least 0")
     manifest = run_demo(
@@ -262,6 +354,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.keep_checkpoint,
         concat=args.concat,
         lines_per_chunk=args.lines_per_chunk,
+        mixed=args.mixed,
+        reference_mixed=args.reference_mixed,
+        mixed_repeat=args.mixed_repeat,
+        pairs=args.pairs,
     )
     m = manifest["metrics"]
     print(f"wrote {args.out} ({manifest['model_version']})")
@@ -269,6 +365,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"parity: {m['parity']['onnx_int8_vs_pytorch']}")
     for name, figures in m.get("named_evals", {}).items():
         print(f"{name}: {figures}")
+    print(f"temperature: {manifest['calibration']['temperature']}")
+    for name, figures in m.get("calibration", {}).items():
+        print(f"calibration {name}: {figures}")
+    for name, figures in m.get("mixed", {}).items():
+        print(f"mixed {name}: {figures}")
     print(
         "main confusions (PyTorch, test): " + ", ".join(top_confusions(m["test_pytorch"]["confusion_matrix"]))
     )

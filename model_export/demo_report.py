@@ -36,6 +36,21 @@ BUNDLE = Path("models/demo")
 CATALOG = Path("data/demo/songs.jsonl")
 INTENT = Path("data/demo/song_intent.tsv")
 REFERENCE = Path("data/demo/reference.tsv")
+REFERENCE_MIXED = Path("data/demo/reference_mixed.tsv")
+
+# Input the model cannot read (no Korean), written for this report: none may get a confident label.
+NOT_KOREAN = (
+    "I am so happy today",
+    "This is the worst day of my life",
+    "今日はとても楽しかった",
+    "今天我很难过",
+    "1234567890",
+    "https://example.com/today",
+    "asdfjkl;asdf",
+    "ㅁㄴㅇㄹㅁㄴㅇㄹ",
+    "Je suis très fatigué",
+    "!!!???...",
+)
 
 # One typical text per emotion, written for this report (none is in the corpus or reference set).
 SAMPLE_TEXTS = (
@@ -129,11 +144,82 @@ def sample_recommendations(
     return out
 
 
-def build_report(bundle: Path, catalog: Path, intent: Path, reference: Path, top: int) -> dict[str, Any]:
+def distribution_figures(
+    classifier: EmotionClassifier, catalog: Catalog, intent: Path, reference: Path, reference_mixed: Path
+) -> dict[str, Any]:
+    """Whether the distribution means what it says (issue: soft labels and calibration).
+
+    * single-feeling reference texts: accuracy, ECE (10 bins), mean top probability;
+    * mixed reference texts: both intended feelings the two strongest, the mean probability of the
+      weaker one, and whether the top-5 songs (distribution vs dominant mode) include songs meant
+      for each of the two feelings (``song_intent.tsv``);
+    * every reference text: how often the two modes return the same five songs;
+    * text without Korean: how many get a label above 0.5 (the API refuses them with a 422).
+    """
+    from model_export.calibration import ece, mixed_figures
+    from model_export.datasets import read_plain
+    from moodtune.emotion.readable import UnreadableText, read
+
+    meant = dict(read_tsv(intent, ("song_id", "intended_dominant")))
+    single = read_plain(reference)
+    mixed = read_plain(reference_mixed) if reference_mixed.is_file() else []
+    single_probs = classifier.predict([e.text for e in single])
+    gold = np.array([LABELS.index(e.label) for e in single])
+    out: dict[str, Any] = {
+        "single": {
+            "n": len(single),
+            "accuracy": round(float((single_probs.argmax(1) == gold).mean()), 4),
+            "ece": round(ece(single_probs, gold), 4),
+            "mean_top_probability": round(float(single_probs.max(1).mean()), 4),
+        }
+    }
+    same_lists = 0
+    texts = single + mixed
+    all_probs = classifier.predict([e.text for e in texts]) if texts else np.zeros((0, len(LABELS)))
+    for probs in all_probs:
+        lists = [
+            [m.song.song_id for m in recommend(catalog, probs, limit=5, mode=mode)]
+            for mode in ("distribution", "dominant")
+        ]
+        same_lists += lists[0] == lists[1]
+    out["same_five_songs_in_both_modes"] = {"texts": len(texts), "same": same_lists}
+    if mixed:
+        probs = all_probs[len(single) :]
+        targets = np.array([e.target for e in mixed])
+        figures = mixed_figures(probs, targets)
+        covered = {"distribution": 0, "dominant": 0}
+        for e, p in zip(mixed, probs, strict=True):
+            feelings = {lb for lb, q in zip(LABELS, e.target, strict=True) if q > 0}
+            for mode in covered:
+                songs = recommend(catalog, p, limit=5, mode=mode)
+                covered[mode] += feelings <= {meant.get(m.song.song_id) for m in songs}
+        out["mixed"] = {**figures, "top5_meant_for_both_feelings": covered}
+    readable_confident = 0
+    for text in NOT_KOREAN:
+        try:
+            reading = read(text)
+        except UnreadableText:
+            continue
+        scores = reading.scores if reading.scores is not None else classifier.predict_one(text)
+        readable_confident += float(max(scores)) > 0.5
+    out["not_korean"] = {"texts": len(NOT_KOREAN), "label_above_half": readable_confident}
+    return out
+
+
+def build_report(
+    bundle: Path,
+    catalog: Path,
+    intent: Path,
+    reference: Path,
+    top: int,
+    reference_mixed: Path = REFERENCE_MIXED,
+) -> dict[str, Any]:
     """Every figure of the report, as one JSON-ready mapping."""
     classifier = EmotionClassifier.from_bundle(bundle)
     songs = score_catalog(classifier, catalog)
     return {
+        "temperature": classifier.temperature,
+        "distributions": distribution_figures(classifier, songs, intent, reference, reference_mixed),
         "model_version": classifier.model_version,
         "lines_per_chunk": classifier.lines_per_chunk,
         "reference": reference_misses(classifier, reference),
@@ -175,6 +261,32 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         songs = ", ".join(f"{x['title']} — {x['artist']} ({x['dominant']}; {x['meant']})" for x in s["songs"])
         samples.add_row(s["text"], f"{s['dominant']} ({s['p']})", songs)
     console.print(samples)
+    d = report["distributions"]
+    table = Table("measure", "figure", title=f"Distributions (temperature {report['temperature']})")
+    table.add_row(
+        "single-feeling reference: accuracy / ECE / mean top p",
+        f"{d['single']['accuracy']} / {d['single']['ece']} / {d['single']['mean_top_probability']}",
+    )
+    if "mixed" in d:
+        m = d["mixed"]
+        table.add_row(
+            "mixed reference: both feelings the two strongest", f"{m['both_top2']:.0%} (n={m['n']})"
+        )
+        table.add_row("mixed reference: mean p of the weaker feeling", f"{m['second_mean']}")
+        both = m["top5_meant_for_both_feelings"]
+        table.add_row(
+            "mixed: top-5 holds songs meant for both feelings (distribution / dominant)",
+            f"{both['distribution']} / {both['dominant']} of {m['n']}",
+        )
+    same = d["same_five_songs_in_both_modes"]
+    table.add_row(
+        "reference texts whose two modes give the same five songs", f"{same['same']} of {same['texts']}"
+    )
+    nk = d["not_korean"]
+    table.add_row(
+        "text without Korean answered with a label above 0.5", f"{nk['label_above_half']} of {nk['texts']}"
+    )
+    console.print(table)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", type=Path, default=CATALOG)
     p.add_argument("--intent", type=Path, default=INTENT)
     p.add_argument("--reference", type=Path, default=REFERENCE)
+    p.add_argument("--reference-mixed", type=Path, default=REFERENCE_MIXED)
     p.add_argument("--top", type=int, default=2, help="songs per sample text (default 2)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p
@@ -192,7 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.top < 1:
         build_parser().error("--top must be at least 1")
-    report = build_report(args.bundle, args.catalog, args.intent, args.reference, args.top)
+    report = build_report(
+        args.bundle, args.catalog, args.intent, args.reference, args.top, args.reference_mixed
+    )
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:

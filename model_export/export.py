@@ -16,7 +16,9 @@ different x86 hosts (0.047 on one demo sentence). With 7-bit weights the sum is 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import math
 import platform
 import shutil
 import statistics
@@ -31,14 +33,15 @@ import numpy as np
 import onnxruntime as ort
 
 from model_export.bundle_writer import check_target, publish, stage_bundle, staging_dir
+from model_export.calibration import CALIBRATION_FILE, calibration_figures, mixed_figures, softmax
 from model_export.checkpoints import check_checkpoint, check_max_length
 from model_export.datasets import Example, load_datasets
 from model_export.errors import ModelExportError, run_cli, setup_logging
 from model_export.metrics import accuracy, classification_metrics, macro_f1, parity
 from model_export.parity_texts import PARITY_TEXTS
 from moodtune.emotion.bundle import DEFAULT_LINES_PER_CHUNK, MODEL_FILE
-from moodtune.emotion.classifier import EmotionClassifier, softmax
-from moodtune.labels import LABELS
+from moodtune.emotion.classifier import EmotionClassifier
+from moodtune.labels import LABELS, NUM_LABELS
 
 log = logging.getLogger("model_export.export")
 
@@ -73,6 +76,10 @@ class ExportOptions:
     example_texts: Sequence[str] = PARITY_TEXTS[:N_EXAMPLES]
     extra_metrics: dict[str, Any] = field(default_factory=dict)
     source_extra: dict[str, Any] = field(default_factory=dict)
+    # Temperature scaling (model_export.calibration): None reads the checkpoint's calibration.json
+    # (written by train and demo from the validation split), else no scaling (1.0).
+    temperature: float | None = None
+    temperature_fit_on: str = ""
 
 
 # --- checkpoint -------------------------------------------------------------------------------------
@@ -228,6 +235,35 @@ def median_latency_ms(run_one, encoded_one: list[dict[str, np.ndarray]], repeats
     return round(statistics.median(times), 3)
 
 
+def int8_logits(classifier: EmotionClassifier, examples: Sequence[Example], size: int = 64) -> np.ndarray:
+    """The served graph's raw logits [n, 7] for ``examples``, in batches of ``size``."""
+    parts = [
+        classifier.infer_logits(classifier.tokenize([e.text for e in examples[i : i + size]]))
+        for i in range(0, len(examples), size)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, NUM_LABELS), dtype=np.float32)
+
+
+def resolve_temperature(opts: ExportOptions) -> tuple[float, str]:
+    """The temperature to ship and what it was fit on (see ``ExportOptions.temperature``)."""
+    if opts.temperature is not None:
+        if not (math.isfinite(opts.temperature) and opts.temperature > 0):
+            raise ModelExportError(f"--temperature must be a positive finite number, got {opts.temperature}.")
+        return float(opts.temperature), opts.temperature_fit_on or "given by hand (--temperature)"
+    path = Path(opts.checkpoint) / CALIBRATION_FILE
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            value = float(data["temperature"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelExportError(f"{path}: not a calibration file ({exc}). Re-run training.") from exc
+        if not (math.isfinite(value) and value > 0):
+            raise ModelExportError(f"{path}: temperature {value} is not a positive finite number.")
+        return value, str(data.get("fit_on", path))
+    log.warning("%s has no %s: the bundle is not calibrated (T = 1)", opts.checkpoint, CALIBRATION_FILE)
+    return 1.0, "none (the checkpoint has no calibration.json)"
+
+
 def score_named(model: Any, classifier: EmotionClassifier, examples: list[Example]) -> dict[str, Any]:
     """Accuracy of PyTorch fp32 and ONNX INT8 on a labelled set, with the INT8 confusion matrix."""
     encoded = classifier.tokenize([e.text for e in examples])
@@ -280,6 +316,21 @@ def validate(
     for name, labelled in opts.named_evals.items():
         metrics.setdefault("named_evals", {})[name] = score_named(model, classifier, labelled)
 
+    # Calibration and mixed feelings, from the INT8 graph's logits at T = 1 and at the bundle's T.
+    sets = {"eval": examples, **opts.named_evals} if all(e.label for e in examples) else opts.named_evals
+    for name, labelled in sets.items():
+        logits = int8_logits(classifier, labelled)
+        targets = np.array([e.target for e in labelled])
+        metrics.setdefault("calibration", {})[name] = calibration_figures(
+            logits, targets, classifier.temperature
+        )
+        soft = [i for i, e in enumerate(labelled) if e.soft is not None]
+        if soft:
+            metrics.setdefault("mixed", {})[name] = {
+                "before": mixed_figures(softmax(logits[soft], 1.0), targets[soft]),
+                "after": mixed_figures(softmax(logits[soft], classifier.temperature), targets[soft]),
+            }
+
     single = [classifier.tokenize([t]) for t in texts[: opts.latency_texts]]
     fp32_names = {i.name for i in fp32_session.get_inputs()}
 
@@ -329,6 +380,7 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
     if not examples:
         raise ModelExportError(f"{eval_source}: no usable labelled texts to validate the export on.")
 
+    temperature, fit_on = resolve_temperature(opts)
     staging = staging_dir(opts.out_dir)
     work = Path(tempfile.mkdtemp(prefix="moodtune-export-"))
     try:
@@ -369,8 +421,16 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
                 "level": "ORT_ENABLE_EXTENDED" if opts.save_optimized else None,
                 "onnxruntime": ort.__version__,
             },
-            # How ingestion cuts lyrics for this model (moodtune.emotion.bundle.Bundle.lines_per_chunk).
-            "extra": {"lyrics": {"lines_per_chunk": opts.lines_per_chunk}},
+            # How ingestion cuts lyrics for this model (moodtune.emotion.bundle.Bundle.lines_per_chunk),
+            # and the temperature the runtime divides logits by (moodtune.emotion.bundle.Bundle).
+            "extra": {
+                "lyrics": {"lines_per_chunk": opts.lines_per_chunk},
+                "calibration": {
+                    "method": "temperature scaling (Guo et al. 2017), fit by NLL",
+                    "temperature": temperature,
+                    "fit_on": fit_on,
+                },
+            },
         }
         stage_bundle(bundle_dir, served, tokenizer, **common)
         metrics = validate(opts.checkpoint, fp32, bundle_dir, examples, opts)
@@ -415,6 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT)
     p.add_argument(
+        "--temperature",
+        type=float,
+        help="calibration temperature to ship (default: the checkpoint's calibration.json, else 1)",
+    )
+    p.add_argument(
         "--max-length", type=int, help="token limit (default: the checkpoint tokenizer's, else 128)"
     )
     p.add_argument("--weight-type", choices=["QInt8", "QUInt8"], default="QInt8")
@@ -451,6 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             save_optimized=not args.no_save_optimized,
             opset=args.opset,
             threads=args.threads,
+            temperature=args.temperature,
         )
     )
     m = manifest["metrics"]

@@ -31,15 +31,23 @@ def toy_graph(
     dim: int = 16,
     seed: int = 0,
     n_labels: int = NUM_LABELS,
+    weights: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
     """ONNX graph: logits = mean(E[input_ids] + T[token_type_ids] over the attention mask) @ W + b.
-    (``n_labels`` other than 7 builds a wrong graph for tests.)"""
+    (``n_labels`` other than 7 builds a wrong graph for tests; ``weights`` = (E, T, W, b) sets them
+    instead of random ones.)"""
     rng = np.random.default_rng(seed)
+    e, t, w, b = weights or (
+        rng.normal(0, 1, (vocab_size, dim)),
+        rng.normal(0, 0.1, (2, dim)),
+        rng.normal(0, 1, (dim, n_labels)),
+        rng.normal(0, 0.1, (n_labels,)),
+    )
     inits = [
-        numpy_helper.from_array(rng.normal(0, 1, (vocab_size, dim)).astype(np.float32), "E"),
-        numpy_helper.from_array(rng.normal(0, 0.1, (2, dim)).astype(np.float32), "T"),
-        numpy_helper.from_array(rng.normal(0, 1, (dim, n_labels)).astype(np.float32), "W"),
-        numpy_helper.from_array(rng.normal(0, 0.1, (n_labels,)).astype(np.float32), "b"),
+        numpy_helper.from_array(np.asarray(e, dtype=np.float32), "E"),
+        numpy_helper.from_array(np.asarray(t, dtype=np.float32), "T"),
+        numpy_helper.from_array(np.asarray(w, dtype=np.float32), "W"),
+        numpy_helper.from_array(np.asarray(b, dtype=np.float32), "b"),
         numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
     ]
@@ -69,13 +77,31 @@ def toy_graph(
     return model
 
 
-def build_toy_bundle(out_dir: Path, seed: int = 0, max_length: int = 16) -> Path:
-    """Write a toy bundle (prefix ``toy``) to ``out_dir`` and return it."""
-    tokenizer = train_wordpiece(TOY_TEXTS * 3, vocab_size=200)
+def keyword_weights(tokenizer, keywords: dict[str, str], strength: float = 6.0):
+    """(E, T, W, b) of a toy graph that reads feelings from words: every token of a keyword points at
+    its label, every other token at nothing, so a text's logits are ``strength`` × the share of its
+    tokens that belong to each label's keywords (a text with two feelings' words gets both)."""
+    from moodtune.labels import LABEL_INDEX
+
+    e = np.zeros((tokenizer.get_vocab_size(), NUM_LABELS))
+    for word, label in keywords.items():
+        for token in tokenizer.encode(word, add_special_tokens=False).ids:
+            e[token, LABEL_INDEX[label]] = 1.0
+    return e, np.zeros((2, NUM_LABELS)), np.eye(NUM_LABELS) * strength, np.zeros(NUM_LABELS)
+
+
+def build_toy_bundle(
+    out_dir: Path, seed: int = 0, max_length: int = 16, keywords: dict[str, str] | None = None
+) -> Path:
+    """Write a toy bundle (prefix ``toy``) to ``out_dir`` and return it; ``keywords`` (word -> label)
+    builds the keyword-reading graph of ``keyword_weights`` instead of a random one."""
+    tokenizer = train_wordpiece(TOY_TEXTS * 3 + list(keywords or ()) * 3, vocab_size=200)
     staging = staging_dir(out_dir)
     try:
         raw = staging / "raw.onnx"
-        onnx.save(toy_graph(tokenizer.get_vocab_size(), seed=seed), raw)
+        weights = keyword_weights(tokenizer, keywords) if keywords else None
+        dim = NUM_LABELS if keywords else 16
+        onnx.save(toy_graph(tokenizer.get_vocab_size(), dim=dim, seed=seed, weights=weights), raw)
         stage_bundle(
             staging / "bundle",
             raw,

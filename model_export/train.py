@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from model_export.calibration import CALIBRATION_FILE, calibration_figures, fit_temperature
 from model_export.datasets import Example
 from model_export.errors import ModelExportError, run_cli, setup_logging
 from model_export.metrics import classification_metrics, top_confusions
@@ -96,8 +97,9 @@ def device() -> torch.device:
 @dataclass
 class Encoded:
     ids: list[list[int]]
-    labels: np.ndarray
+    labels: np.ndarray  # top label index per example (metrics, class weights)
     weights: np.ndarray
+    targets: np.ndarray  # [n, 7] target distributions (one-hot for single-label examples)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -112,6 +114,7 @@ def encode(tokenizer: Any, examples: Sequence[Example], max_length: int) -> Enco
         ids=ids,
         labels=np.array([LABEL_INDEX[e.label] for e in examples], dtype=np.int64),
         weights=np.array([e.weight for e in examples], dtype=np.float32),
+        targets=np.array([e.target for e in examples], dtype=np.float32).reshape(-1, NUM_LABELS),
     )
 
 
@@ -144,6 +147,7 @@ def collate(data: Encoded, index: Sequence[int], pad_id: int) -> dict[str, torch
         "token_type_ids": torch.zeros_like(input_ids),
         "labels": torch.from_numpy(data.labels[list(index)]),
         "weights": torch.from_numpy(data.weights[list(index)]),
+        "targets": torch.from_numpy(data.targets[list(index)]),
     }
 
 
@@ -181,10 +185,33 @@ def predict_logits(model: nn.Module, data: Encoded, batch_size: int, pad_id: int
     return out
 
 
-def _loss(
-    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, criterion: nn.Module
+def soft_cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    per_example = criterion(logits.float(), labels)
+    """Per-example cross-entropy against target distributions: ``-Σ_c t_c log softmax(z)_c``.
+
+    With one-hot targets it is the usual cross-entropy. ``label_smoothing`` ε mixes the target with
+    the uniform distribution ((1 - ε) t + ε / K); ``class_weights`` w scale an example by ``t · w``
+    (its label's weight when one-hot)."""
+    if label_smoothing:
+        targets = targets * (1 - label_smoothing) + label_smoothing / targets.shape[-1]
+    per_example = -(targets * torch.log_softmax(logits.float(), dim=-1)).sum(-1)
+    if class_weights is not None:
+        per_example = per_example * (targets @ class_weights)
+    return per_example
+
+
+def _loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    class_weights: torch.Tensor | None,
+    label_smoothing: float,
+) -> torch.Tensor:
+    per_example = soft_cross_entropy(logits, targets, class_weights, label_smoothing)
     return (per_example * weights).sum() / weights.sum().clamp_min(1e-8)
 
 
@@ -219,9 +246,6 @@ def fit(
         ),
     )
     class_weights = class_weight_vector(train.labels).to(dev) if cfg.class_weights else None
-    criterion = nn.CrossEntropyLoss(
-        weight=class_weights, label_smoothing=cfg.label_smoothing, reduction="none"
-    )
 
     result = FitResult()
     best_f1, best_state, stale = -1.0, None, 0
@@ -240,7 +264,7 @@ def fit(
                     attention_mask=batch["attention_mask"],
                     token_type_ids=batch["token_type_ids"],
                 ).logits
-            loss = _loss(logits, batch["labels"], batch["weights"], criterion)
+            loss = _loss(logits, batch["targets"], batch["weights"], class_weights, cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -257,13 +281,16 @@ def fit(
             val_loss = float(
                 _loss(
                     torch.from_numpy(logits),
-                    torch.from_numpy(val.labels),
+                    torch.from_numpy(val.targets),
                     torch.from_numpy(val.weights),
-                    criterion.cpu(),
+                    None if class_weights is None else class_weights.cpu(),
+                    cfg.label_smoothing,
                 )
             )
-        criterion.to(dev)
-        metrics = classification_metrics(val.labels, logits.argmax(1))
+        # Model selection on the single-label rows: a 0.5/0.5 row's "top label" is a coin toss.
+        hard = val.targets.max(axis=1) >= 1.0
+        hard = hard if hard.any() else np.ones(len(val), dtype=bool)
+        metrics = classification_metrics(val.labels[hard], logits[hard].argmax(1))
         record = EpochRecord(
             epoch=epoch,
             train_loss=round(float(np.mean(losses)), 5),
@@ -452,6 +479,26 @@ def plot_confusion(confusion: list[list[int]], path: Path, title: str) -> Path:
 # --- the command -------------------------------------------------------------------------------------
 
 
+def calibrate(model: nn.Module, tokenizer: Any, val: Sequence[Example], cfg: TrainConfig) -> dict[str, Any]:
+    """Fit the temperature on the validation split (model_export.calibration) and measure it there."""
+    val_enc = encode(tokenizer, val, cfg.max_length)
+    logits = predict_logits(model, val_enc, cfg.eval_batch_size, tokenizer.pad_token_id or 0)
+    temperature = fit_temperature(logits, val_enc.targets)
+    log.info("calibration: temperature %.4f fit on %d validation texts", temperature, len(val))
+    return {
+        "temperature": temperature,
+        "fit_on": f"validation split ({len(val)} texts, NLL)",
+        "validation": calibration_figures(logits, val_enc.targets, temperature),
+    }
+
+
+def write_calibration(checkpoint_dir: Path, calibration: dict[str, Any]) -> Path:
+    """``calibration.json`` beside the checkpoint, which ``model_export.export`` ships in the bundle."""
+    path = checkpoint_dir / CALIBRATION_FILE
+    path.write_text(json.dumps(calibration, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def _train_one(checkpoint: str, train: list[Example], val: list[Example], cfg: TrainConfig, desc: str):
     set_seed(cfg.seed)
     model, tokenizer = load_model(checkpoint, cfg)
@@ -480,7 +527,7 @@ def folds_with_feedback(
 
 def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
     """The whole command: data, optional K folds, final model, checkpoint, metrics.json, plots."""
-    from model_export.datasets import balance, load_datasets, stratified_split
+    from model_export.datasets import balance, format_label, load_datasets, stratified_split
     from model_export.feedback import load_feedback
 
     examples, report = load_datasets(args.data, args.format, args.strict_labels)
@@ -552,11 +599,12 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
 
     started = time.perf_counter()
     model, tokenizer, result, val_metrics = _train_one(args.checkpoint, train + added, val, cfg, desc="final")
+    pad_id = tokenizer.pad_token_id or 0
     test_enc = encode(tokenizer, test, cfg.max_length)
-    test_metrics = classification_metrics(
-        test_enc.labels,
-        predict_logits(model, test_enc, cfg.eval_batch_size, tokenizer.pad_token_id or 0).argmax(1),
-    )
+    test_logits = predict_logits(model, test_enc, cfg.eval_batch_size, pad_id)
+    test_metrics = classification_metrics(test_enc.labels, test_logits.argmax(1))
+    calibration = calibrate(model, tokenizer, val, cfg)
+    calibration["test"] = calibration_figures(test_logits, test_enc.targets, calibration["temperature"])
     metrics["final"] = {
         "train_seconds": round(time.perf_counter() - started, 1),
         "samples_per_second": result.samples_per_second,
@@ -566,7 +614,9 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
         "test": test_metrics,
         "top_confusions": top_confusions(test_metrics["confusion_matrix"]),
     }
+    metrics["calibration"] = calibration
     save_checkpoint(model, tokenizer, out, cfg.max_length)
+    write_calibration(out, calibration)
     plot_history(result.history, out / "learning_curves.png")
     plot_confusion(test_metrics["confusion_matrix"], out / "confusion_matrix.png", "test split")
     (out / "metrics.json").write_text(
@@ -574,7 +624,7 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
     )
     # Keep the held-out split next to the checkpoint so `model_export.export --eval` can use it.
     with (out / "test.tsv").open("w", encoding="utf-8") as f:
-        f.write("label\ttext\n" + "".join(f"{e.label}\t{e.text}\n" for e in test))
+        f.write("label\ttext\n" + "".join(f"{format_label(e)}\t{e.text}\n" for e in test))
     return metrics
 
 

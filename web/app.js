@@ -39,6 +39,7 @@ const STRINGS = {
     notFound: "요청한 기능을 찾지 못했어요. 페이지를 새로 고쳐 주세요.",
     recNotFound: "이 추천 기록을 찾지 못했어요. 기간이 지나 지워졌을 수 있으니 새로 추천을 받아 주세요.",
     songNotIn: "이 추천에 없는 노래라서 기록하지 못했어요.",
+    notKorean: "moodtune은 한국어 글을 읽어요. 지금 기분을 한국어로 적어 주시면 어울리는 노래를 찾아 드릴게요. (이모지만 적어도 괜찮아요 🙂)",
     tooMany: "요청이 너무 많아요. 잠시 후 다시 시도해 주세요.",
     unavailable: (s) =>
       s ? `서버가 잠시 바빠요. ${s}초 뒤에 다시 시도해 주세요.` : "서버가 잠시 바빠요. 잠시 후 다시 시도해 주세요.",
@@ -92,6 +93,7 @@ const STRINGS = {
     notFound: "That could not be found. Please reload the page.",
     recNotFound: "This recommendation could not be found; it may have expired. Please ask for new songs.",
     songNotIn: "That song is not part of this recommendation, so it was not recorded.",
+    notKorean: "moodtune reads Korean. Write how you feel in Korean and it will find songs that fit. (Emoji on their own work too 🙂)",
     tooMany: "Too many requests. Please wait a moment and try again.",
     unavailable: (s) =>
       s ? `The server is busy. Please try again in ${s} seconds.` : "The server is busy. Please try again shortly.",
@@ -198,6 +200,7 @@ function describeFailure(response, body, context) {
     case 415:
       return info("unsupported");
     case 422:
+      if (types.has("text_unreadable")) return info("notKorean");
       return info(context === "feedback" ? "songNotIn" : "badRequest");
     case 429:
       return info("tooMany");

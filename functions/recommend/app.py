@@ -79,6 +79,7 @@ def _server_timing(timings_ms: dict[str, float]) -> str:
         400,
         413,
         415,
+        422,
         503,
     ),
 )
@@ -128,7 +129,9 @@ def create_recommendation(body: RecommendationRequest):
 @app.post(
     "/v1/emotions",
     summary="Classify the emotion of a text",
-    responses=route_responses(200, "The emotion distribution of the text", EmotionResponse, 400, 413, 415),
+    responses=route_responses(
+        200, "The emotion distribution of the text", EmotionResponse, 400, 413, 415, 422
+    ),
 )
 def classify(body: EmotionRequest):
     classification = service.get_recommend_service().classify(body.text)

@@ -212,6 +212,23 @@ def test_over_long_text_is_told_in_korean_and_marks_earlier_results(page, artifa
     assert page.locator("#stale").is_hidden()
 
 
+def test_text_without_korean_is_told_kindly_in_both_languages(page, artifacts):
+    """The real stack answers 422 text_unreadable for English; the page says moodtune reads Korean."""
+    page.fill("#text", "I am so happy today")
+    with page.expect_response(lambda r: r.url.endswith("/v1/recommendations")) as resp:
+        page.click("#submit")
+    assert resp.value.status == 422
+    assert [e["type"] for e in resp.value.json()["errors"]] == ["text_unreadable"]
+    page.locator("#error").wait_for(state="visible")
+    assert page.locator("#error-text").inner_text().startswith("moodtune은 한국어 글을 읽어요.")
+    page.screenshot(path=str(artifacts / "not-korean.png"), full_page=True)
+    page.click("#lang")
+    assert page.locator("#error-text").inner_text().startswith("moodtune reads Korean.")
+    page.click("#lang")
+    _recommend(page, "🙂")
+    assert page.locator("#error").is_hidden()
+
+
 def test_counter_speaks_only_when_crossing_the_limit(page):
     assert page.get_attribute("#counter", "aria-live") is None
     page.fill("#text", "가" * 10)

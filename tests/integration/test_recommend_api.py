@@ -210,6 +210,7 @@ def test_the_openapi_statuses_are_exactly_what_the_handlers_answer(
     missing = service.dynamodb().Table("moodtune-no-such-table")
     big = json.dumps({"text": "가" * 6000})
     good = {"text": "오늘 좋았어"}
+    english = {"text": "I am so happy today"}
     good_feedback = {"song_id": song_id, "satisfied": True}
     plain = {"headers": {"content-type": "text/plain"}}
     # (operation, patch: (object, attribute, value) or None, module, method, path, body, kwargs)
@@ -236,7 +237,9 @@ def test_the_openapi_statuses_are_exactly_what_the_handlers_answer(
             good,
             {},
         ),
+        ("POST /v1/recommendations", None, "recommend", "POST", "/v1/recommendations", english, {}),
         ("POST /v1/emotions", None, "recommend", "POST", "/v1/emotions", good, {}),
+        ("POST /v1/emotions", None, "recommend", "POST", "/v1/emotions", english, {}),
         ("POST /v1/emotions", None, "recommend", "POST", "/v1/emotions", {"text": 1}, {}),
         ("POST /v1/emotions", None, "recommend", "POST", "/v1/emotions", big, {}),
         ("POST /v1/emotions", None, "recommend", "POST", "/v1/emotions", good, plain),
@@ -667,3 +670,47 @@ def test_no_path_method_query_or_header_gets_a_5xx(handlers, http_event, lambda_
         assert isinstance(json.loads(answer["body"]), dict)
         statuses.add(answer["statusCode"])
     assert {200, 400, 404, 405} <= statuses
+
+
+NOT_KOREAN = [
+    "I am so happy today",
+    "今日はとても楽しかった",
+    "今天我很难过",
+    "1234567890",
+    "https://example.com/a?b=c",
+    "asdfghjkl;",
+    "ㅁㄴㅇㄹㅁㄴㅇㄹ",
+    "?!?!...",
+    "¯\\_(ツ)_/¯",
+    "Ich bin so müde",
+]
+
+
+@pytest.mark.parametrize("text", NOT_KOREAN)
+@pytest.mark.parametrize("path", ["/v1/emotions", "/v1/recommendations"])
+def test_text_without_korean_is_422_not_a_confident_label(handlers, invoke, path, text) -> None:
+    """moodtune reads Korean: text it cannot read gets a 422 that says so, on both routes, and no record."""
+    answer = invoke(handlers.recommend, "POST", path, {"text": text})
+    assert answer.status == 422, answer.body
+    assert "Korean" in answer.body["message"]
+    assert answer.body["errors"] == [
+        {"loc": ["body", "text"], "type": "text_unreadable", "msg": answer.body["message"]}
+    ]
+    assert "recommendation_id" not in answer.body
+
+
+@pytest.mark.parametrize(
+    ("text", "dominant"), [("🙂", "joy"), ("😭😭", "sadness"), ("😡", "anger"), ("🤢", "disgust")]
+)
+def test_emoji_alone_are_read_through_the_lexicon(handlers, invoke, text, dominant) -> None:
+    answer = invoke(handlers.recommend, "POST", "/v1/emotions", {"text": text})
+    assert answer.status == 200, answer.body
+    assert answer.body["dominant"] == dominant
+    assert max(answer.body["scores"].values()) < 0.9  # a lone emoji says less than a sentence
+    rec = invoke(handlers.recommend, "POST", "/v1/recommendations", {"text": text})
+    assert rec.status == 201 and rec.body["emotion"]["dominant"] == dominant
+
+
+def test_korean_with_foreign_words_is_still_read(handlers, invoke) -> None:
+    answer = invoke(handlers.recommend, "POST", "/v1/emotions", {"text": "오늘 진짜 happy 했어 ㅋㅋ"})
+    assert answer.status == 200

@@ -77,14 +77,15 @@ def test_continuous_xlsx_header_below_title_and_noisy_labels(tmp_path):
 
 
 def test_speech_csv_in_cp949(tmp_path):
+    """Without annotator columns the speech set's 상황 is the label (and the report says so)."""
     path = tmp_path / "speech.csv"
     rows = [
-        "wav_id,발화문,상황,1번 감정",
-        "a1,오늘 시험 망쳐서 너무 속상해,sadness,Sadness",
-        "a2,와 진짜 대박이다,happiness,Happiness",
-        "a3,저리 치워 더러워,disgust,Disgust",
-        "a4,왜 내 말을 안 들어,angry,Angry",
-        "a5,엄마가 아프대,sad,Sad",
+        "wav_id,발화문,상황",
+        "a1,오늘 시험 망쳐서 너무 속상해,sadness",
+        "a2,와 진짜 대박이다,happiness",
+        "a3,저리 치워 더러워,disgust",
+        "a4,왜 내 말을 안 들어,angry",
+        "a5,엄마가 아프대,sad",
     ]
     path.write_bytes("\r\n".join(rows).encode("cp949"))
     assert detect_format(path) == "speech"
@@ -92,6 +93,50 @@ def test_speech_csv_in_cp949(tmp_path):
     assert [e.label for e in examples] == ["sadness", "joy", "disgust", "anger", "sadness"]
     assert examples[0].text == "오늘 시험 망쳐서 너무 속상해"
     assert report.mapped[("happiness", "joy")] == 1
+    assert report.votes["no annotator columns: 상황 used"] == 5
+    assert all(e.soft is None for e in examples)
+
+
+SPEECH_HEADER = (
+    "wav_id,발화문,상황,1번 감정,1번 감정세기,2번 감정,2번 감정세기,3번 감정,3번 감정세기,"
+    "4번 감정,4번감정세기,5번 감정,5번 감정세기,나이,성별"
+)
+
+
+def test_speech_set_five_annotators_become_a_vote_distribution(tmp_path):
+    """The real header (4번감정세기 without a space), cp949: each annotator is one vote, intensities
+    do not weight them (neutral always has 0), empty cells use the votes given, no votes -> 상황."""
+    path = tmp_path / "speech.csv"
+    rows = [
+        SPEECH_HEADER,
+        "b1,합격했는데 친구는 떨어져서 마음이 복잡해,happiness,"
+        "Happiness,2,Happiness,1,Sadness,2,Happiness,1,Sadness,1,30,F",
+        "b2,내일 발표라니 떨린다,fear,Fear,2,Fear,1,Fear,1,Fear,2,Fear,1,20,M",
+        "b3,그냥 집에 가는 중,neutral,Neutral,0,Neutral,0,Sadness,1,Neutral,0,Neutral,0,40,F",
+        "b4,와 이게 뭐야 깜짝이야,surprise,Surprise,2,,,Fear,1,,,Surprise,1,20,F",
+        "b5,진짜 어이없네,angry,,,,,,,,,,,30,M",
+        "b6,반반이네,sadness,Happiness,1,Sadness,1,,,,,,,30,M",
+    ]
+    path.write_bytes("\r\n".join(rows).encode("cp949"))
+    assert detect_format(path) == "speech"
+    examples, report = load_file(path)
+    by_text = {e.text: e for e in examples}
+    mixed = by_text["합격했는데 친구는 떨어져서 마음이 복잡해"]
+    assert mixed.label == "joy"
+    assert mixed.soft == pytest.approx((0.6, 0.4, 0, 0, 0, 0, 0))
+    assert by_text["내일 발표라니 떨린다"].soft is None  # five votes for one label: one-hot
+    assert by_text["내일 발표라니 떨린다"].label == "fear"
+    neutral = by_text["그냥 집에 가는 중"]
+    assert neutral.label == "neutral" and neutral.soft == pytest.approx((0, 0.2, 0, 0, 0, 0, 0.8))
+    partial = by_text["와 이게 뭐야 깜짝이야"]
+    assert partial.soft == pytest.approx((0, 0, 0, 1 / 3, 2 / 3, 0, 0))
+    assert by_text["진짜 어이없네"].label == "anger" and by_text["진짜 어이없네"].soft is None
+    assert by_text["반반이네"].label == "sadness"  # a tie is broken by 상황
+    assert report.votes["rows with some annotator cells empty (the votes given were used)"] == 2
+    assert report.votes["no annotator vote: 상황 used"] == 1
+    assert report.votes["rows read from annotator votes"] == 5
+    assert report.soft == 4
+    assert "annotator votes" in report.summary()
 
 
 @pytest.mark.parametrize(
@@ -301,3 +346,56 @@ def test_split_size_check_agrees_with_scikit_learn(per_label, sizes):
     else:
         for part in (train, val, test):
             assert {e.label for e in part} == set(LABELS)
+
+
+def test_plain_soft_labels(tmp_path):
+    path = tmp_path / "mixed.tsv"
+    path.write_text(
+        "label\ttext\njoy:0.6,fear:0.4\t붙어서 좋은데 첫 출근 무섭다\n"
+        "기쁨:0.5,슬픔:0.5\t졸업이라 좋은데 허전해\n"
+        "joy\t그냥 좋아\nfear:1.0\t무서워 죽겠어\n",
+        encoding="utf-8",
+    )
+    examples, report = load_file(path)
+    assert [e.label for e in examples] == ["joy", "joy", "joy", "fear"]
+    assert examples[0].soft == (0.6, 0, 0, 0.4, 0, 0, 0)
+    assert examples[0].stratum == "joy+fear"
+    assert examples[1].soft == (0.5, 0.5, 0, 0, 0, 0, 0) and examples[1].label == "joy"  # ties: label order
+    assert examples[2].soft is None and examples[2].target == (1, 0, 0, 0, 0, 0, 0)
+    assert examples[3].soft is None  # one label at 1.0 is a hard label
+    assert report.soft == 2
+
+
+@pytest.mark.parametrize(
+    ("label", "why"),
+    [
+        ("joy:0.6,fear", r"'fear' is not label:probability"),
+        ("joy:0.6,hope:0.4", r"unknown emotion 'hope'"),
+        ("joy:0.6,fear:0.3", r"sum to 0\.900, not 1"),
+        ("joy:0.6,fear:x", r"'x' is not a number"),
+        ("joy:1.5,fear:-0.5", r"not a probability"),
+        ("joy:0.5,기쁨:0.5", r"joy is given twice"),
+    ],
+)
+def test_bad_soft_labels_name_the_file_and_line(tmp_path, label, why):
+    path = tmp_path / "bad.tsv"
+    path.write_text(f"label\ttext\njoy\t좋다\n{label}\t이건 섞였어\n", encoding="utf-8")
+    with pytest.raises(ModelExportError, match=rf"bad\.tsv:3: soft label .*{why}"):
+        load_file(path)
+
+
+def test_soft_and_hard_copies_of_one_text_conflict():
+    a = Example("같은 글", "joy")
+    b = Example("같은 글", "joy", soft=(0.6, 0, 0, 0.4, 0, 0, 0))
+    assert deduplicate([a, Example("같은 글", "joy")]) == [a]
+    assert deduplicate([a, b]) == []
+
+
+def test_splits_spread_soft_rows_by_their_pair():
+    hard = [Example(f"글{label}{i}", label) for label in LABELS for i in range(30)]
+    soft = [Example(f"섞인{i}", "joy", soft=(0.5, 0.5, 0, 0, 0, 0, 0)) for i in range(30)]
+    rare = [Example(f"드문{i}", "anger", soft=(0, 0, 0.6, 0, 0, 0.4, 0)) for i in range(2)]
+    train, val, test = stratified_split(hard + soft + rare, 0.1, 0.1, seed=0)
+    for part, n in ((train, 24), (val, 3), (test, 3)):
+        assert sum(e.stratum == "joy+sadness" for e in part) == n
+    assert sum(e.stratum == "anger+disgust" for e in train + val + test) == 2  # folded into anger

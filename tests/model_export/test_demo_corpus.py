@@ -109,3 +109,44 @@ def test_readme_quotes_the_script_figures(report: cq.Report, readme: str) -> Non
         assert re.search(
             rf"\| {re.escape(name)}[^|]* \| {report.marker_texts(name)} \| {re.escape(cells)} \|", readme
         ), f"README marker row is stale: {name}"
+
+
+def test_mixed_feelings_pass_their_gates() -> None:
+    """data/demo/mixed.tsv: ≥ 10% of all texts, every pair ≥ 25 texts, the eight pairs the product
+    names present, no near duplicate within it or with the corpus, no marker that gives a pair away."""
+    mixed = cq.load_mixed(DEMO / "mixed.tsv")
+    report = cq.analyse_mixed(mixed, cq.load_tsv([DEMO / "emotions.tsv"]))
+    assert [f"{g.name}: {g.detail}" for g in report.gates if not g.passed] == []
+    named = {
+        "joy+sadness",
+        "joy+fear",
+        "joy+surprise",
+        "sadness+anger",
+        "anger+disgust",
+        "sadness+fear",
+        "fear+surprise",
+        "anger+surprise",
+    }
+    assert named <= set(report.pairs)
+    assert all(report.pairs[pair] >= 40 for pair in named)
+
+
+def test_mixed_reference_cases_are_held_out() -> None:
+    """reference_mixed.tsv is under 0.3 (char 3-gram Jaccard) to every text the model trains on or is
+    checked against elsewhere."""
+    reference = [row for _, row in cq.load_mixed(DEMO / "reference_mixed.tsv")]
+    others = cq.load_tsv([DEMO / "emotions.tsv", DEMO / "reference.tsv"])
+    others += [row for _, row in cq.load_mixed(DEMO / "mixed.tsv")]
+    keys = [cq.normalise_key(r.text) for r in reference + others]
+    leaks = [(round(s, 2), i, j) for s, i, j in cq.similar_pairs(keys, 0.3) if i < len(reference) <= j]
+    assert leaks == []
+    assert len(reference) >= 80
+
+
+def test_a_bad_mixed_line_is_named(tmp_path) -> None:
+    path = tmp_path / "m.tsv"
+    path.write_text(
+        "label\ttext\njoy:0.5,sadness:0.5\t좋고 슬퍼\njoy:0.7,sadness:0.2\t애매해\n", encoding="utf-8"
+    )
+    with pytest.raises(cq.CorpusError, match=r"m\.tsv:3: the proportions sum to 0\.900"):
+        cq.load_mixed(path)

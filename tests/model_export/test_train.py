@@ -142,3 +142,60 @@ def test_feedback_goes_only_into_each_folds_training_part():
         weak = [e for e in fold_train if e.weight == 0.5]
         assert {e.text for e in weak} == {e.text for e in feedback} - val_texts
     assert sum(len(val) for _, val in folds) == len(pool)
+
+
+def test_soft_cross_entropy_against_a_hand_computed_value():
+    """logits (ln 2, 0, …, 0): softmax = (2/8, 1/8 × 6); target joy 0.6, fear 0.4:
+    loss = -(0.6 ln 0.25 + 0.4 ln 0.125) = 0.6 ln 4 + 0.4 ln 8."""
+    import math
+
+    from model_export.train import soft_cross_entropy
+
+    logits = torch.tensor([[math.log(2), 0, 0, 0, 0, 0, 0]])
+    target = torch.tensor([[0.6, 0, 0, 0.4, 0, 0, 0]])
+    expected = 0.6 * math.log(4) + 0.4 * math.log(8)
+    assert soft_cross_entropy(logits, target).item() == pytest.approx(expected, rel=1e-6)
+    # one-hot is the usual cross-entropy, class weights scale by the target's label weight
+    one_hot = torch.tensor([[1.0, 0, 0, 0, 0, 0, 0]])
+    usual = torch.nn.functional.cross_entropy(logits, torch.tensor([0]))
+    assert soft_cross_entropy(logits, one_hot).item() == pytest.approx(usual.item(), rel=1e-6)
+    weights = torch.tensor([2.0, 1, 1, 3, 1, 1, 1])
+    assert soft_cross_entropy(logits, target, weights).item() == pytest.approx(
+        expected * (0.6 * 2 + 0.4 * 3), rel=1e-6
+    )
+    # label smoothing ε mixes in the uniform distribution: (1 - ε) t + ε / 7
+    smoothed = soft_cross_entropy(logits, one_hot, label_smoothing=0.1).item()
+    log_p = torch.log_softmax(logits, -1)[0]
+    assert smoothed == pytest.approx(-(0.9 * log_p[0] + 0.1 / 7 * log_p.sum()).item(), rel=1e-6)
+
+
+def test_training_writes_a_calibration_the_export_reads(base, tmp_path):
+    """`train` fits a temperature on the validation split and writes calibration.json with the test
+    split's figures; soft rows train and are kept soft in test.tsv."""
+    path = tmp_path / "mixed.tsv"
+    hard = [f"{label}\t{label} 문장 {i}번" for label in LABELS for i in range(10)]
+    soft = [f"joy:0.6,sadness:0.4\t기쁘고 슬픈 문장 {i}번" for i in range(10)]
+    path.write_text("label\ttext\n" + "\n".join(hard + soft) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert (
+        run_cli(
+            train_main,
+            [
+                "--checkpoint",
+                str(base),
+                "--data",
+                str(path),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--no-progress",
+            ],
+        )
+        == 0
+    )
+    calibration = json.loads((out / "calibration.json").read_text(encoding="utf-8"))
+    assert calibration["temperature"] > 0
+    assert calibration["fit_on"].startswith("validation split")
+    assert {"before", "after"} <= set(calibration["test"])
+    assert "joy:0.6,sadness:0.4" in (out / "test.tsv").read_text(encoding="utf-8")

@@ -20,6 +20,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from moodtune.emotion.readable import read
 from moodtune.errors import StoreError, error_code, store_error
 from moodtune.feedback.records import (
     RecommendationRecord,
@@ -133,15 +134,21 @@ class RecommendService:
             raise store_error("the song catalog", exc) from exc
 
     def classify(self, text: str) -> Classification:
-        """Emotion distribution of one (already validated) text."""
-        from moodtune.recommend.ranking import dominant_label  # numpy-side imports stay off the feedback path
+        """Emotion distribution of one (already validated) text; ``UnreadableText`` when it has no Korean."""
+        import numpy as np  # numpy-side imports stay off the feedback path
 
-        start = time.perf_counter()
-        encoded = self.classifier.tokenize([text])
-        tokenize_ms = _ms_since(start)
-        start = time.perf_counter()
-        scores = self.classifier.infer(encoded)[0]
-        inference_ms = _ms_since(start)
+        from moodtune.recommend.ranking import dominant_label
+
+        reading = read(text)  # UnreadableText (422) for a text with nothing the model can read
+        if reading.scores is not None:  # emoji only: the lexicon's reading (moodtune.emotion.readable)
+            scores, tokenize_ms, inference_ms = np.asarray(reading.scores, dtype=np.float32), 0.0, 0.0
+        else:
+            start = time.perf_counter()
+            encoded = self.classifier.tokenize([text])
+            tokenize_ms = _ms_since(start)
+            start = time.perf_counter()
+            scores = self.classifier.infer(encoded)[0]
+            inference_ms = _ms_since(start)
         return Classification(
             scores=scores,
             dominant=dominant_label(scores),

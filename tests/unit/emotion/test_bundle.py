@@ -139,3 +139,30 @@ def test_lyrics_that_is_not_an_object_refused(bundle_copy):
     _edit_manifest(bundle_copy, lyrics=[2])
     with pytest.raises(BundleError, match=r"lyrics\.lines_per_chunk"):
         load_bundle(bundle_copy)
+
+
+def test_no_calibration_means_no_scaling(toy_bundle):
+    assert load_bundle(toy_bundle).temperature == 1.0
+
+
+@pytest.mark.parametrize("value", [0, -1.5, float("nan"), float("inf"), "2", True, None])
+def test_a_temperature_that_is_not_positive_and_finite_refuses_the_bundle(bundle_copy, value):
+    _edit_manifest(bundle_copy, calibration={"temperature": value})
+    with pytest.raises(BundleError, match=r"calibration\.temperature must be a positive finite number"):
+        load_bundle(bundle_copy)
+
+
+def test_the_classifier_divides_the_logits_by_the_temperature(bundle_copy):
+    import numpy as np
+
+    from moodtune.emotion.classifier import EmotionClassifier, softmax
+
+    _edit_manifest(bundle_copy, calibration={"temperature": 2.5})
+    classifier = EmotionClassifier.from_bundle(bundle_copy, threads=1)
+    assert classifier.temperature == 2.5
+    encoded = classifier.tokenize(["오늘 정말 행복하고 신나는 하루였어", "밤길이 무섭고 불안해서 떨려"])
+    logits = classifier.infer_logits(encoded)
+    probs = classifier.infer(encoded)
+    np.testing.assert_allclose(probs, softmax(logits / 2.5), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(probs, softmax(logits), atol=1e-4)
+    np.testing.assert_array_equal(probs.argmax(1), logits.argmax(1))

@@ -8,6 +8,9 @@ _EXPORTS = {
     "BundleError": "bundle",
     "load_bundle": "bundle",
     "EmotionClassifier": "classifier",
+    "Reading": "readable",
+    "UnreadableText": "readable",
+    "read": "readable",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

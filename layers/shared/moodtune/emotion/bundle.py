@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ class Bundle:
     # original's rule, 4, where the manifest does not say). Catalog vectors belong to one model
     # version, so the chunking that suits the model travels with it.
     lines_per_chunk: int = DEFAULT_LINES_PER_CHUNK
+    # Temperature scaling fit after training (manifest ``calibration.temperature``): the runtime
+    # divides the logits by it before the softmax. 1.0 (no scaling) where the manifest has none.
+    temperature: float = 1.0
 
     @property
     def model_path(self) -> Path:
@@ -148,6 +152,8 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
             f"{where}: lyrics.lines_per_chunk must be an integer from 1 to 64, got {lines_per_chunk!r}."
         )
 
+    temperature = _temperature(manifest, where)
+
     model_version = manifest.get("model_version")
     model_hash = str(files[MODEL_FILE])
     if not isinstance(model_version, str) or not model_version.endswith(
@@ -165,4 +171,24 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
         inputs=tuple(inputs),
         manifest=manifest,
         lines_per_chunk=lines_per_chunk,
+        temperature=temperature,
     )
+
+
+def _temperature(manifest: dict[str, Any], where: Path) -> float:
+    """``calibration.temperature``: a positive finite number; 1.0 when the manifest has no calibration."""
+    calibration = manifest.get("calibration")
+    if calibration is None:
+        return 1.0
+    value = calibration.get("temperature") if isinstance(calibration, dict) else None
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise BundleError(
+            f"{where}: calibration.temperature must be a positive finite number, got {value!r}. "
+            "Re-export the bundle (model_export fits it on the validation split)."
+        )
+    return float(value)

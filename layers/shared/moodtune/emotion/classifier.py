@@ -55,9 +55,10 @@ def session_options(threads: int, pre_optimized: bool) -> ort.SessionOptions:
     return options
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float32, stable for large logits."""
-    shifted = logits.astype(np.float32) - logits.max(axis=-1, keepdims=True)
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature`` in float32, stable for large logits."""
+    scaled = logits.astype(np.float32) / np.float32(temperature)
+    shifted = scaled - scaled.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
 
@@ -148,8 +149,17 @@ class EmotionClassifier:
             encoded["token_type_ids"] = np.zeros_like(encoded["input_ids"])
         return encoded
 
+    @property
+    def temperature(self) -> float:
+        """The bundle's calibration temperature (``Bundle.temperature``)."""
+        return self.bundle.temperature
+
     def infer(self, encoded: Encoded) -> np.ndarray:
-        """Run the graph on tokenized input; float32 probabilities [n, 7] in label order."""
+        """Run the graph on tokenized input; calibrated float32 probabilities [n, 7] in label order."""
+        return softmax(self.infer_logits(encoded), self.bundle.temperature)
+
+    def infer_logits(self, encoded: Encoded) -> np.ndarray:
+        """The graph's raw logits [n, 7] (before temperature scaling and softmax)."""
         n = encoded["input_ids"].shape[0]
         if n == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
@@ -158,7 +168,7 @@ class EmotionClassifier:
         # A graph with a symbolic output width is only checked here, when it first runs.
         if logits.ndim != 2 or logits.shape != (n, len(self.labels)):
             raise BundleError(self._width_message(logits.shape[-1] if logits.ndim else logits.shape))
-        return softmax(logits)
+        return logits
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities [len(texts), 7] for a batch of texts."""

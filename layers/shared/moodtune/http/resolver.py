@@ -29,6 +29,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from pydantic import BaseModel
 
+from moodtune.emotion.readable import UnreadableText
 from moodtune.errors import StoreFailure, StoreUnavailable
 from moodtune.feedback.records import RecommendationNotFound, SongNotInRecommendation
 from moodtune.http.schemas import ErrorResponse
@@ -129,7 +130,11 @@ ERROR_DOCS: dict[int, dict[str, Any]] = {
     404: _error_doc("No such resource"),
     413: _error_doc(f"Request body over {MAX_BODY_BYTES} bytes"),
     415: _error_doc("Content type is not application/json"),
-    422: _error_doc("The song is not in this recommendation"),
+    422: _error_doc(
+        "Well-formed but not processable: the text has nothing moodtune can read, no Korean (Hangul), "
+        "Korean chat mark or known emoji (emotions, recommendations; errors[].type text_unreadable); "
+        "the song is not in this recommendation (feedback)"
+    ),
     500: _error_doc("Internal error: a bug, or a data store refusing the request; retrying will not help"),
     503: {
         **_error_doc("The data store is unavailable after retries; retry after the Retry-After seconds"),
@@ -298,6 +303,11 @@ def _register_error_handlers(app: MoodtuneResolver) -> None:
     @app.exception_handler(RecommendationNotFound)
     def _no_recommendation(exc: RecommendationNotFound) -> Response:
         return error_response(404, str(exc))
+
+    @app.exception_handler(UnreadableText)
+    def _unreadable(exc: UnreadableText) -> Response:
+        errors = [{"loc": ["body", "text"], "type": "text_unreadable", "msg": str(exc)}]
+        return error_response(422, str(exc), errors)
 
     @app.exception_handler(SongNotInRecommendation)
     def _song_not_in(exc: SongNotInRecommendation) -> Response:
