@@ -43,6 +43,7 @@ log = logging.getLogger("moodtune.stack")
 REGION = "ap-northeast-2"
 SAMPLE_TEXT = "오늘 시험 끝나서 너무 행복해 ㅎㅎ"
 TABLES = {"SongsTable": "SONGS_TABLE", "FeedbackTable": "FEEDBACK_TABLE"}
+_OFF = frozenset({"off", "0", "false", "no"})
 
 
 class StackError(Exception):
@@ -64,10 +65,12 @@ class StackConfig:
     template: Path = ROOT / "template.yaml"
     web_dir: Path = ROOT / "web"
     verbose: bool = False
+    throttle: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, verbose: bool = False) -> StackConfig:
-        """MOTO_PORT, MOODTUNE_PORT, MOTO_HOST, SONGS_TABLE, FEEDBACK_TABLE, MODEL_DIR, MOODTUNE_CATALOG."""
+        """MOTO_PORT, MOODTUNE_PORT, MOTO_HOST, SONGS_TABLE, FEEDBACK_TABLE, MODEL_DIR, MOODTUNE_CATALOG,
+        MOODTUNE_THROTTLE (``off``: no route throttling, for the load test and the fuzzer)."""
 
         def port(name: str, default: int) -> int:
             raw = environ.get(name, str(default))
@@ -85,6 +88,7 @@ class StackConfig:
             model_dir=Path(environ.get("MODEL_DIR", defaults.model_dir)).resolve(),
             catalog=Path(environ.get("MOODTUNE_CATALOG", defaults.catalog)).resolve(),
             verbose=verbose,
+            throttle=environ.get("MOODTUNE_THROTTLE", "on").strip().lower() not in _OFF,
         )
 
 
@@ -224,7 +228,7 @@ class LocalStack:
         self.model_version, self.songs = load_demo_catalog(config, dynamodb)
         t = self._phase("catalog scored + written", t)
 
-        front = Front.from_template(config.template)
+        front = Front.from_template(config.template, throttle=config.throttle)
         try:
             self.server = make_server(front, config.host, config.api_port, config.web_dir)
         except OSError as exc:
