@@ -16,68 +16,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from infra.local.aws import free_port
 from infra.local.front import ROOT
+from infra.local.stack import child_stack
 
 FUZZ_DIR = ROOT / "tests" / "fuzz"
-STACK_START_S = 180
-
-
-@contextmanager
-def local_stack(throttle: bool = False) -> Iterator[str]:
-    """A ``make demo`` stack in a child process on free ports; yields its base URL, stops it after."""
-    env = {
-        **os.environ,
-        "MOTO_PORT": str(free_port()),
-        "MOODTUNE_PORT": str(free_port()),
-        "MOODTUNE_THROTTLE": "on" if throttle else "off",
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("AWS_ENDPOINT_URL", "SONGS_TABLE", "FEEDBACK_TABLE", "MODEL_DIR", "MOODTUNE_CATALOG"):
-        env.pop(name, None)
-    url = f"http://127.0.0.1:{env['MOODTUNE_PORT']}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.stack"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + STACK_START_S
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read() if process.stdout else ""
-                raise RuntimeError(f"the local stack exited with {process.returncode}:\n{output}")
-            try:
-                with urllib.request.urlopen(f"{url}/v1/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the local stack did not answer on {url} within {STACK_START_S} s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
 
 
 def schemathesis_command(
@@ -128,10 +75,10 @@ def fuzz(
 ) -> subprocess.CompletedProcess[str]:
     """Start the stack, run schemathesis against it (output captured), stop the stack. schemathesis
     runs in a temporary directory: its crash cache (.schemathesis/) never lands in the tree."""
-    with local_stack() as url, tempfile.TemporaryDirectory(prefix="moodtune-fuzz-") as workdir:
+    with child_stack() as stack, tempfile.TemporaryDirectory(prefix="moodtune-fuzz-") as workdir:
         env = {**os.environ, "SCHEMATHESIS_HOOKS": str(FUZZ_DIR / "hooks.py")}
         command = schemathesis_command(
-            url, max_examples=max_examples, seed=seed, max_time_s=max_time_s, report_dir=report_dir
+            stack.api_url, max_examples=max_examples, seed=seed, max_time_s=max_time_s, report_dir=report_dir
         )
         return subprocess.run(
             command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
