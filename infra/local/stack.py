@@ -21,6 +21,7 @@ import os
 import shlex
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -34,7 +35,7 @@ from typing import Any
 
 import boto3
 
-from infra.local.aws import MotoServer, create_tables, start_moto_server
+from infra.local.aws import MotoServer, create_tables, free_port, start_moto_server
 from infra.local.front import ROOT, Front, make_server
 from moodtune.feedback.export import LOCAL_BUCKET as EXPORT_BUCKET
 
@@ -43,6 +44,8 @@ log = logging.getLogger("moodtune.stack")
 REGION = "ap-northeast-2"
 SAMPLE_TEXT = "오늘 시험 끝나서 너무 행복해 ㅎㅎ"
 TABLES = {"SongsTable": "SONGS_TABLE", "FeedbackTable": "FEEDBACK_TABLE"}
+_OFF = frozenset({"off", "0", "false", "no"})
+CHILD_START_S = 180
 
 
 class StackError(Exception):
@@ -64,10 +67,12 @@ class StackConfig:
     template: Path = ROOT / "template.yaml"
     web_dir: Path = ROOT / "web"
     verbose: bool = False
+    throttle: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, verbose: bool = False) -> StackConfig:
-        """MOTO_PORT, MOODTUNE_PORT, MOTO_HOST, SONGS_TABLE, FEEDBACK_TABLE, MODEL_DIR, MOODTUNE_CATALOG."""
+        """MOTO_PORT, MOODTUNE_PORT, MOTO_HOST, SONGS_TABLE, FEEDBACK_TABLE, MODEL_DIR, MOODTUNE_CATALOG,
+        MOODTUNE_THROTTLE (``off``: no route throttling, for the load test and the fuzzer)."""
 
         def port(name: str, default: int) -> int:
             raw = environ.get(name, str(default))
@@ -85,6 +90,7 @@ class StackConfig:
             model_dir=Path(environ.get("MODEL_DIR", defaults.model_dir)).resolve(),
             catalog=Path(environ.get("MOODTUNE_CATALOG", defaults.catalog)).resolve(),
             verbose=verbose,
+            throttle=environ.get("MOODTUNE_THROTTLE", "on").strip().lower() not in _OFF,
         )
 
 
@@ -224,7 +230,7 @@ class LocalStack:
         self.model_version, self.songs = load_demo_catalog(config, dynamodb)
         t = self._phase("catalog scored + written", t)
 
-        front = Front.from_template(config.template)
+        front = Front.from_template(config.template, throttle=config.throttle)
         try:
             self.server = make_server(front, config.host, config.api_port, config.web_dir)
         except OSError as exc:
@@ -268,6 +274,63 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class ChildStack:
+    """A local stack running in a child process: its API and its local AWS endpoint."""
+
+    api_url: str
+    endpoint_url: str
+
+
+@contextlib.contextmanager
+def child_stack(throttle: bool = False) -> Iterator[ChildStack]:
+    """``python -m infra.local.stack`` in a child process on free loopback ports (the fuzzer and the
+    load test use one; ``throttle=False``: no route throttling); stopped with Ctrl-C's signal after."""
+    moto_port = free_port()
+    env = {
+        **os.environ,
+        "MOTO_PORT": str(moto_port),
+        "MOODTUNE_PORT": str(free_port()),
+        "MOODTUNE_THROTTLE": "on" if throttle else "off",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("AWS_ENDPOINT_URL", "SONGS_TABLE", "FEEDBACK_TABLE", "MODEL_DIR", "MOODTUNE_CATALOG"):
+        env.pop(name, None)
+    url = f"http://127.0.0.1:{env['MOODTUNE_PORT']}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.local.stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + CHILD_START_S
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read() if process.stdout else ""
+                raise RuntimeError(f"the local stack exited with {process.returncode}:\n{output}")
+            try:
+                with urllib.request.urlopen(f"{url}/v1/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the local stack did not answer on {url} within {CHILD_START_S} s")
+            time.sleep(0.2)
+        yield ChildStack(api_url=url, endpoint_url=f"http://127.0.0.1:{moto_port}")
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
 
 
 def sample(api_url: str, text: str = SAMPLE_TEXT, limit: int = 3) -> tuple[str, int, Any]:
