@@ -9,6 +9,7 @@ the recommend side first needs them, so the feedback function's layer ships none
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from moodtune.errors import StoreError, error_code, store_error
+from moodtune.errors import StoreError, StoreUnavailable, error_code, store_error
 from moodtune.feedback.records import (
     RecommendationRecord,
     RecommendationStore,
@@ -65,6 +66,17 @@ CATALOG_DYNAMODB_CONFIG = Config(
     connect_timeout=1,
     read_timeout=2,
     tcp_keepalive=True,
+)
+# The catalog snapshot's S3 reads run at init and on the background refresh (never on a request's path,
+# except a request that finds no catalog yet). A 1,000,000-song snapshot is ~106 MB in two GETs; a
+# read timeout bounds each chunk's wait, not the whole body. Worst case for a hung S3 at init:
+# 2 x (1 s + 2 s) + backoff, inside Lambda's 10 s init with the model session.
+SNAPSHOT_S3_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 2},
+    connect_timeout=1,
+    read_timeout=2,
+    tcp_keepalive=True,
+    max_pool_connections=4,
 )
 # The worst case above, for the tests that hold it against template.yaml.
 DYNAMODB_CALL_WORST_CASE_S = (
@@ -124,10 +136,14 @@ class RecommendService:
         return self.classifier.model_version
 
     def catalog(self) -> Catalog:
-        """The current catalog. When none is cached and SongsTable cannot be read: ``StoreUnavailable``
-        (503) if it may clear, ``StoreFailure`` (500) if not (no table, no permission)."""
+        """The current catalog. When none is cached and its snapshot cannot be read: ``StoreUnavailable``
+        (503) if it may clear or the snapshot is missing or broken, ``StoreFailure`` (500) if S3
+        refuses for a reason no retry fixes (no permission, no bucket)."""
         try:
             return self.catalogs.get()
+        except StoreError as exc:  # a snapshot that cannot be served (catalog.snapshot.SnapshotError)
+            logger.error("song catalog snapshot refused: %s", exc)
+            raise StoreUnavailable("the song catalog is unavailable; retry later") from exc
         except (ClientError, BotoCoreError) as exc:
             logger.error("song catalog could not be loaded", extra={"error_code": error_code(exc)})
             raise store_error("the song catalog", exc) from exc
@@ -204,6 +220,24 @@ def catalog_dynamodb() -> Any:
 
 
 @lru_cache(maxsize=1)
+def snapshot_s3() -> Any:
+    """The S3 client that reads catalog snapshots (``SNAPSHOT_S3_CONFIG``)."""
+    return boto3.client("s3", config=SNAPSHOT_S3_CONFIG)
+
+
+def count_catalog_failure(exc: Exception) -> None:
+    """One ``CatalogLoadFailed`` metric (EMF, flushed at once: a refresh runs off the request's
+    metrics), dimension ``reason`` = the error's class; ``CatalogLoadFailedAlarm`` watches it."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MoodTune")
+    with single_metric(
+        name="CatalogLoadFailed", unit=MetricUnit.Count, value=1, namespace=namespace
+    ) as metric:
+        metric.add_dimension(name="reason", value=type(exc).__name__)
+
+
+@lru_cache(maxsize=1)
 def get_store() -> RecommendationStore:
     """The recommendation store on FEEDBACK_TABLE."""
     settings: Settings = get_settings()
@@ -227,18 +261,21 @@ def get_classifier() -> EmotionClassifier:
 
 @lru_cache(maxsize=1)
 def get_recommend_service() -> RecommendService:
-    """The recommend function's service: classifier, catalog cache of its model version, store."""
-    from moodtune.catalog import CatalogCache, load_catalog
+    """The recommend function's service: classifier, catalog cache of its model version (served from
+    its S3 snapshot in SNAPSHOT_BUCKET), store."""
+    from moodtune.catalog import CatalogCache, S3Objects, SnapshotSource
     from moodtune.similarity import DEFAULT_METRIC, get_metric
 
     settings = get_settings()
     classifier = get_classifier()
-    songs_table = catalog_dynamodb().Table(settings.songs_table)
+    source = SnapshotSource(S3Objects(snapshot_s3(), settings.snapshot_bucket), classifier.model_version)
     metric = get_metric(DEFAULT_METRIC)
     catalogs = CatalogCache(
-        # Prepared for the metric as it loads (at init and on each refresh), not on a request.
-        lambda: load_catalog(songs_table, classifier.model_version).prepare(metric),
+        # Prepared for the metric as it loads (at init and on each new snapshot), not on a request;
+        # an unchanged snapshot is the same catalog, already prepared.
+        lambda: source().prepare(metric),
         ttl_seconds=settings.catalog_ttl_seconds,
+        on_failure=count_catalog_failure,
     )
     return RecommendService(classifier, catalogs, get_store())
 
@@ -250,11 +287,12 @@ def warm_recommend() -> None:
     service = get_recommend_service()
     try:
         service.catalog()
-    except StoreError:
+    except StoreError as exc:
+        count_catalog_failure(exc.__cause__ or exc)
         logger.warning("catalog not loaded at init; will retry on the first request")
 
 
 def reset() -> None:
     """Forget every singleton and the settings (tests, or after changing the environment)."""
-    for cached in (get_settings, dynamodb, get_store, get_classifier, get_recommend_service):
+    for cached in (get_settings, dynamodb, snapshot_s3, get_store, get_classifier, get_recommend_service):
         cached.cache_clear()
