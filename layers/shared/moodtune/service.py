@@ -226,15 +226,15 @@ def snapshot_s3() -> Any:
 
 
 def count_catalog_failure(exc: Exception) -> None:
-    """One ``CatalogLoadFailed`` metric (EMF, flushed at once: a refresh runs off the request's
-    metrics), dimension ``reason`` = the error's class; ``CatalogLoadFailedAlarm`` watches it."""
+    """One ``CatalogLoadFailed`` metric (EMF, flushed at once: a refresh runs beside the request's
+    metrics), dimension ``service`` only, which ``CatalogLoadFailedAlarm`` watches; the reason is in
+    the log line."""
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MoodTune")
-    with single_metric(
-        name="CatalogLoadFailed", unit=MetricUnit.Count, value=1, namespace=namespace
-    ) as metric:
-        metric.add_dimension(name="reason", value=type(exc).__name__)
+    logger.warning("catalog load failed (%s)", type(exc).__name__)
+    with single_metric(name="CatalogLoadFailed", unit=MetricUnit.Count, value=1, namespace=namespace):
+        pass
 
 
 @lru_cache(maxsize=1)
