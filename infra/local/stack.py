@@ -128,10 +128,15 @@ def publish_demo_snapshot(config: StackConfig, dynamodb: Any, s3: Any, model_ver
     CatalogPublisherFunction takes in AWS)."""
     from moodtune.catalog.objects import S3Objects
     from moodtune.catalog.publish import publish_catalog
+    from moodtune.catalog.snapshot import publish_snapshot
+    from moodtune.catalog.songs import CatalogColumns
 
-    report = publish_catalog(
-        dynamodb.Table(config.songs_table), S3Objects(s3, config.snapshot_bucket), model_version
-    )
+    objects = S3Objects(s3, config.snapshot_bucket)
+    report = publish_catalog(dynamodb.Table(config.songs_table), objects, model_version)
+    if not report.songs:
+        # The publisher never replaces a catalog with an empty one; a stack started with no songs
+        # publishes its empty catalog on purpose, so that health answers "degraded", not 503.
+        publish_snapshot(objects, model_version, CatalogColumns.from_songs([]))
     log.info("catalog snapshot %s: %d songs, %d bytes", report.snapshot[:12], report.songs, report.bytes)
 
 
