@@ -241,3 +241,30 @@ def test_model_versions_that_cannot_name_a_key_are_refused() -> None:
     for bad in ("", "../x", "a/b", "x" * 200):
         with pytest.raises(ValueError):
             pointer_key(bad)
+
+
+def test_loaded_columns_are_views_of_the_downloaded_bytes() -> None:
+    objects, _, _ = _published()
+    catalog = SnapshotSource(objects, MODEL)()
+    columns = catalog.columns
+    for array in (columns.matrix, columns.dominant, columns.title.data, columns.song_ids.offsets):
+        assert not array.flags.owndata and not array.flags.writeable  # no copy of the snapshot
+
+
+def test_a_compressed_song_table_is_refused() -> None:
+    objects, pointer, _ = _published()
+    with np.load(io.BytesIO(objects.objects[pointer.files[SONGS]["key"]])) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    out = io.BytesIO()
+    np.savez_compressed(out, **arrays)
+    _corrupt(objects, pointer, SONGS, out.getvalue(), True)
+    with pytest.raises(SnapshotError, match="compressed"):
+        SnapshotSource(objects, MODEL)()
+
+
+def test_an_empty_catalog_round_trips() -> None:
+    objects = MemoryObjects()
+    publish_snapshot(objects, MODEL, CatalogColumns.from_songs([]))
+    catalog = SnapshotSource(objects, MODEL)()
+    assert len(catalog) == 0 and catalog.song("x") is None and catalog.matrix.shape == (0, 7)
+    assert recommend(catalog, np.full(7, 1 / 7, np.float32)) == []

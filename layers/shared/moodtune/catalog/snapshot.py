@@ -21,8 +21,11 @@ import hashlib
 import io
 import json
 import re
+import struct
 import threading
+import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -242,16 +245,41 @@ def _array_at(buffer: bytes | memoryview, what: str) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype, count=count, offset=offset).reshape(shape)
 
 
+def _stored_members(buffer: bytes) -> dict[str, memoryview]:
+    """The members of an uncompressed zip (``np.savez``) as views of ``buffer`` itself: no copy.
+
+    A member's data starts after its local header (30 bytes, then its name and extra field, whose
+    lengths the local header gives: numpy writes a zip64 extra field there).
+    """
+    view = memoryview(buffer)
+    members = {}
+    with zipfile.ZipFile(io.BytesIO(buffer)) as archive:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise SnapshotError(f"{SONGS}: member {info.filename} is compressed, expected stored")
+            header = view[info.header_offset : info.header_offset + 30]
+            if len(header) < 30 or bytes(header[:4]) != b"PK\x03\x04":
+                raise SnapshotError(f"{SONGS}: member {info.filename} has no local header")
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            start = info.header_offset + 30 + name_len + extra_len
+            if start + info.file_size > len(buffer):
+                raise SnapshotError(f"{SONGS}: member {info.filename} runs past the end of the file")
+            members[info.filename.removesuffix(".npy")] = view[start : start + info.file_size]
+    return members
+
+
 def decode_columns(files: dict[str, bytes]) -> CatalogColumns:
-    """Columns from the snapshot's two files (already checked against the pointer's sha256)."""
+    """Columns over the snapshot's two files (already checked against the pointer's sha256): every
+    array is a read-only view of the downloaded bytes, so the catalog costs its file sizes in memory."""
     matrix = _array_at(files[VECTORS], VECTORS)
     if matrix.dtype != np.dtype("<f4") or matrix.ndim != 2 or matrix.shape[1] != NUM_LABELS:
         raise SnapshotError(f"{VECTORS}: shape {matrix.shape} {matrix.dtype}, expected (n, {NUM_LABELS}) <f4")
     try:
-        with np.load(io.BytesIO(files[SONGS]), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+        arrays = {
+            name: _array_at(body, f"{SONGS}:{name}") for name, body in _stored_members(files[SONGS]).items()
+        }
         texts = {
-            name: TextColumn(arrays[f"{name}.offsets"].astype(np.int64), arrays[f"{name}.data"])
+            name: TextColumn(arrays[f"{name}.offsets"], arrays[f"{name}.data"])
             for name in CatalogColumns.TEXT
         }
         return CatalogColumns(
@@ -263,14 +291,16 @@ def decode_columns(files: dict[str, bytes]) -> CatalogColumns:
         )
     except SnapshotError:
         raise
-    except (ValueError, KeyError, OSError, EOFError) as exc:
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, struct.error) as exc:
         raise SnapshotError(f"{SONGS} is not a valid song table ({type(exc).__name__}: {exc})") from exc
 
 
 def load_snapshot(objects: Objects, pointer: Pointer) -> CatalogColumns:
-    """GET each file the pointer names, check its size and sha256, decode; ``SnapshotError`` if one fails."""
-    files = {}
-    for name, entry in pointer.files.items():
+    """GET the files the pointer names (side by side), check each one's size and sha256, decode;
+    ``SnapshotError`` if one fails."""
+
+    def fetch(name: str) -> bytes:
+        entry = pointer.files[name]
         try:
             fetched = objects.get(entry["key"])
         except ObjectMissing as exc:
@@ -284,8 +314,12 @@ def load_snapshot(objects: Objects, pointer: Pointer) -> CatalogColumns:
                 f"snapshot {pointer.snapshot[:12]}: {name} does not match its checksum "
                 f"({len(body)} bytes, pointer says {entry['bytes']})"
             )
-        files[name] = body
-    columns = decode_columns(files)
+        return body
+
+    # Two GETs at once: S3 serves each at the speed of one connection; hashing releases the GIL.
+    with ThreadPoolExecutor(max_workers=len(pointer.files), thread_name_prefix="snapshot") as pool:
+        bodies = dict(zip(pointer.files, pool.map(fetch, pointer.files), strict=True))
+    columns = decode_columns(bodies)
     if len(columns) != pointer.songs:
         raise SnapshotError(
             f"snapshot {pointer.snapshot[:12]}: {len(columns)} songs, pointer says {pointer.songs}"
