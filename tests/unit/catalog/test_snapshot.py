@@ -251,15 +251,15 @@ def test_loaded_columns_are_views_of_the_downloaded_bytes() -> None:
         assert not array.flags.owndata and not array.flags.writeable  # no copy of the snapshot
 
 
-def test_a_compressed_song_table_is_refused() -> None:
+def test_a_deflated_song_table_loads_too() -> None:
     objects, pointer, _ = _published()
     with np.load(io.BytesIO(objects.objects[pointer.files[SONGS]["key"]])) as npz:
         arrays = {k: npz[k] for k in npz.files}
     out = io.BytesIO()
     np.savez_compressed(out, **arrays)
     _corrupt(objects, pointer, SONGS, out.getvalue(), True)
-    with pytest.raises(SnapshotError, match="compressed"):
-        SnapshotSource(objects, MODEL)()
+    catalog = SnapshotSource(objects, MODEL)()  # the writer may trade CPU for bytes; serving reads both
+    assert [catalog.songs[i] for i in range(len(catalog))] == list(Catalog(MODEL, _songs()).songs)
 
 
 def test_an_empty_catalog_round_trips() -> None:

@@ -245,18 +245,20 @@ def _array_at(buffer: bytes | memoryview, what: str) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype, count=count, offset=offset).reshape(shape)
 
 
-def _stored_members(buffer: bytes) -> dict[str, memoryview]:
-    """The members of an uncompressed zip (``np.savez``) as views of ``buffer`` itself: no copy.
+def _members(buffer: bytes) -> dict[str, bytes | memoryview]:
+    """The members of a ``.npz`` file: stored ones (what ``publish_snapshot`` writes) as views of
+    ``buffer`` itself, no copy; deflated ones (``np.savez_compressed``) inflated, a copy.
 
-    A member's data starts after its local header (30 bytes, then its name and extra field, whose
-    lengths the local header gives: numpy writes a zip64 extra field there).
+    A stored member's data starts after its local header (30 bytes, then its name and extra field,
+    whose lengths the local header gives: numpy writes a zip64 extra field there).
     """
     view = memoryview(buffer)
-    members = {}
+    members: dict[str, bytes | memoryview] = {}
     with zipfile.ZipFile(io.BytesIO(buffer)) as archive:
         for info in archive.infolist():
             if info.compress_type != zipfile.ZIP_STORED:
-                raise SnapshotError(f"{SONGS}: member {info.filename} is compressed, expected stored")
+                members[info.filename.removesuffix(".npy")] = archive.read(info)
+                continue
             header = view[info.header_offset : info.header_offset + 30]
             if len(header) < 30 or bytes(header[:4]) != b"PK\x03\x04":
                 raise SnapshotError(f"{SONGS}: member {info.filename} has no local header")
@@ -270,14 +272,13 @@ def _stored_members(buffer: bytes) -> dict[str, memoryview]:
 
 def decode_columns(files: dict[str, bytes]) -> CatalogColumns:
     """Columns over the snapshot's two files (already checked against the pointer's sha256): every
-    array is a read-only view of the downloaded bytes, so the catalog costs its file sizes in memory."""
+    array of a stored song table is a read-only view of the downloaded bytes, so the catalog costs
+    its file sizes in memory."""
     matrix = _array_at(files[VECTORS], VECTORS)
     if matrix.dtype != np.dtype("<f4") or matrix.ndim != 2 or matrix.shape[1] != NUM_LABELS:
         raise SnapshotError(f"{VECTORS}: shape {matrix.shape} {matrix.dtype}, expected (n, {NUM_LABELS}) <f4")
     try:
-        arrays = {
-            name: _array_at(body, f"{SONGS}:{name}") for name, body in _stored_members(files[SONGS]).items()
-        }
+        arrays = {name: _array_at(body, f"{SONGS}:{name}") for name, body in _members(files[SONGS]).items()}
         texts = {
             name: TextColumn(arrays[f"{name}.offsets"], arrays[f"{name}.data"])
             for name in CatalogColumns.TEXT
