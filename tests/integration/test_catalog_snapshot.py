@@ -101,3 +101,38 @@ def test_the_cli_publishes_and_finds_nothing_new_the_second_time(
     assert not second["published"] and second["snapshot"] == first["snapshot"]
     assert main([*argv, "--model-version", "no-such-version"]) == 1
     assert json.loads(capsys.readouterr().out)["skipped"] == "no songs"
+
+
+def test_the_publisher_waits_for_a_drained_queue_then_publishes(
+    local_aws, scored_catalog, demo_classifier, monkeypatch
+) -> None:
+    import importlib
+
+    import boto3
+
+    from moodtune import settings
+    from tests.conftest import LambdaContextStub
+
+    sqs = boto3.client("sqs", endpoint_url=local_aws.endpoint_url, region_name="ap-northeast-2")
+    queue_url = sqs.create_queue(QueueName=f"ingest-publish-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    bucket = f"moodtune-snapshots-pub-{uuid.uuid4().hex[:8]}"
+    local_aws.s3().create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-2"}
+    )
+    monkeypatch.setenv("SNAPSHOT_BUCKET", bucket)
+    monkeypatch.setenv("INGEST_QUEUE_URL", queue_url)
+    settings.get_settings.cache_clear()
+    try:
+        publisher = importlib.import_module("ingest.publisher")
+        sqs.send_message(QueueUrl=queue_url, MessageBody="{}")
+        waiting = publisher.lambda_handler({}, LambdaContextStub())
+        assert not waiting["published"] and "pending" in waiting["skipped"]
+        forced = publisher.lambda_handler({"force": True}, LambdaContextStub())
+        assert forced["published"] and forced["songs"] == len(scored_catalog)
+        sqs.purge_queue(QueueUrl=queue_url)
+        again = publisher.lambda_handler({}, LambdaContextStub())
+        assert again["snapshot"] == forced["snapshot"] and not again["published"]  # unchanged: no write
+        source = SnapshotSource(S3Objects(local_aws.s3(), bucket), demo_classifier.model_version)
+        assert len(source()) == len(scored_catalog)
+    finally:
+        settings.get_settings.cache_clear()
