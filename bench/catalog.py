@@ -480,7 +480,13 @@ def main(argv: list[str] | None = None) -> int:
     if 1_000_000 in by_size and 7_500 in by_size:
         big, small = by_size[1_000_000], by_size[7_500]
         checks = [
-            ("init at 1,000,000 (s)", "<= 2.0", big["init_s"], big["init_s"] <= 2.0),
+            ("init at 1,000,000 (s, wall)", "<= 2.0", big["init_s"], big["init_s"] <= 2.0),
+            (
+                "init at 1,000,000 (s, CPU: what other load cannot inflate)",
+                "<= 2.0",
+                big["init_cpu_s"],
+                big["init_cpu_s"] <= 2.0,
+            ),
             ("peak RSS at 1,000,000 (MB)", "<= 600", big["peak_rss_mb"], big["peak_rss_mb"] <= 600),
             ("warm p99 at 1,000,000 (ms)", "<= 30", big["p99_ms"], big["p99_ms"] <= 30),
             (
