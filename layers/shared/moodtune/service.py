@@ -45,32 +45,21 @@ logger = logging.getLogger(__name__)
 # One call, worst case: 2 attempts x (0.5 s connect + 0.8 s read) = 2.6 s, plus one backoff: 25 ms
 # after a timeout or 5xx, at most 1 s after throttling (which itself answers in milliseconds) -> 3.6 s.
 # - FeedbackFunction (Timeout 5 s): one UpdateItem per request -> 503 within 3.6 s.
-# - RecommendFunction (Timeout 10 s): one PutItem per request -> 503 within 3.6 s. The catalog refresh
-#   runs beside requests (moodtune.catalog.songs.CatalogCache), never on their path. Only a request that
-#   finds no catalog at all (the load at init failed) also reads the Query's pages (1 MB each); its
-#   first call that fails ends it, so it answers 503 within 3.6 s of that call.
-# - Init (Lambda allows 10 s): model session ~1 s + the catalog Query, which gives up within 3.6 s of
-#   its first failing page; init then goes on without a catalog (warm_recommend).
-# read_timeout bounds the wait for each chunk of an answer, not a whole 1 MB page.
+# - RecommendFunction (Timeout 10 s): one PutItem per request -> 503 within 3.6 s. The catalog comes
+#   from its S3 snapshot (SNAPSHOT_S3_CONFIG below), refreshed beside requests (CatalogCache), never
+#   on their path; only a request that finds no catalog at all (the load at init failed) reads it.
+# read_timeout bounds the wait for each chunk of an answer, not a whole answer.
 DYNAMODB_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 2},
     connect_timeout=0.5,
     read_timeout=0.8,
     tcp_keepalive=True,
 )
-# The catalog Query runs at init and on the background refresh, never on a request's path, and its
-# pages are large (up to 1 MB; the local endpoint takes ~1 ms an item to answer): a longer read timeout,
-# still inside Lambda's 10 s init with the model session (~1 s): 2 x (1 s + 2 s) + 1 s backoff = 7 s.
-CATALOG_DYNAMODB_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 2},
-    connect_timeout=1,
-    read_timeout=2,
-    tcp_keepalive=True,
-)
 # The catalog snapshot's S3 reads run at init and on the background refresh (never on a request's path,
-# except a request that finds no catalog yet). A 1,000,000-song snapshot is ~106 MB in two GETs; a
-# read timeout bounds each chunk's wait, not the whole body. Worst case for a hung S3 at init:
-# 2 x (1 s + 2 s) + backoff, inside Lambda's 10 s init with the model session.
+# except a request that finds no catalog yet). A 1,000,000-song snapshot is 108 MB in two GETs; a
+# read timeout bounds each chunk's wait, not the whole body. A hung S3 costs one GET at most
+# 2 x (1 s + 2 s) + backoff ~ 7 s: the pointer's, or the two files' side by side. Only when the pointer
+# answers slowly and then the files hang can a request without a catalog outlast the 10 s Timeout.
 SNAPSHOT_S3_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 2},
     connect_timeout=1,
@@ -211,12 +200,6 @@ class RecommendService:
 def dynamodb() -> Any:
     """The DynamoDB resource of this environment (AWS_ENDPOINT_URL points it at the local stack)."""
     return boto3.resource("dynamodb", config=DYNAMODB_CONFIG)
-
-
-@lru_cache(maxsize=1)
-def catalog_dynamodb() -> Any:
-    """The DynamoDB resource for reading SongsTable's catalog (``CATALOG_DYNAMODB_CONFIG``)."""
-    return boto3.resource("dynamodb", config=CATALOG_DYNAMODB_CONFIG)
 
 
 @lru_cache(maxsize=1)
