@@ -2,7 +2,8 @@
 
 1. a local AWS endpoint: moto in server mode on 127.0.0.1:``MOTO_PORT`` (5000);
 2. SongsTable and FeedbackTable created from template.yaml's own definitions;
-3. the demo catalog (``data/demo/songs.jsonl``) scored with the demo bundle and written to SongsTable;
+3. the demo catalog (``data/demo/songs.jsonl``) scored with the demo bundle and written to SongsTable,
+   then published as its catalog snapshot to the local snapshot bucket, which the handler serves from;
 4. the HTTP front on 127.0.0.1:``MOODTUNE_PORT`` (3000): API Gateway v2 events for the same handlers;
 5. a sample request, printed as a curl command with its answer; then it serves until Ctrl-C (or
    SIGTERM) and stops everything it started.
@@ -62,6 +63,7 @@ class StackConfig:
     api_port: int = 3000
     songs_table: str = "moodtune-songs-local"
     feedback_table: str = "moodtune-feedback-local"
+    snapshot_bucket: str = "moodtune-snapshots-local"
     model_dir: Path = ROOT / "models" / "demo"
     catalog: Path = ROOT / "data" / "demo" / "songs.jsonl"
     template: Path = ROOT / "template.yaml"
@@ -71,8 +73,9 @@ class StackConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, verbose: bool = False) -> StackConfig:
-        """MOTO_PORT, MOODTUNE_PORT, MOTO_HOST, SONGS_TABLE, FEEDBACK_TABLE, MODEL_DIR, MOODTUNE_CATALOG,
-        MOODTUNE_THROTTLE (``off``: no route throttling, for the load test and the fuzzer)."""
+        """MOTO_PORT, MOODTUNE_PORT, MOTO_HOST, SONGS_TABLE, FEEDBACK_TABLE, SNAPSHOT_BUCKET, MODEL_DIR,
+        MOODTUNE_CATALOG, MOODTUNE_THROTTLE (``off``: no route throttling, for the load test and the
+        fuzzer)."""
 
         def port(name: str, default: int) -> int:
             raw = environ.get(name, str(default))
@@ -87,6 +90,7 @@ class StackConfig:
             api_port=port("MOODTUNE_PORT", defaults.api_port),
             songs_table=environ.get("SONGS_TABLE", defaults.songs_table),
             feedback_table=environ.get("FEEDBACK_TABLE", defaults.feedback_table),
+            snapshot_bucket=environ.get("SNAPSHOT_BUCKET", defaults.snapshot_bucket),
             model_dir=Path(environ.get("MODEL_DIR", defaults.model_dir)).resolve(),
             catalog=Path(environ.get("MOODTUNE_CATALOG", defaults.catalog)).resolve(),
             verbose=verbose,
@@ -111,6 +115,7 @@ def handler_environment(
         "SONGS_TABLE": config.songs_table,
         "FEEDBACK_TABLE": config.feedback_table,
         "EXPORT_BUCKET": EXPORT_BUCKET,
+        "SNAPSHOT_BUCKET": config.snapshot_bucket,
         "MODEL_DIR": str(config.model_dir),
         "ORT_INTRA_OP_THREADS": environ.get("ORT_INTRA_OP_THREADS") or "1",
         "POWERTOOLS_SERVICE_NAME": "moodtune",
@@ -122,6 +127,23 @@ def handler_environment(
         env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         env["POWERTOOLS_METRICS_DISABLED"] = "true"
     return env
+
+
+def publish_demo_snapshot(config: StackConfig, dynamodb: Any, s3: Any, model_version: str) -> None:
+    """Publish SongsTable's demo partition as the catalog snapshot the handler serves (the path
+    CatalogPublisherFunction takes in AWS)."""
+    from moodtune.catalog.objects import S3Objects
+    from moodtune.catalog.publish import publish_catalog
+    from moodtune.catalog.snapshot import publish_snapshot
+    from moodtune.catalog.songs import CatalogColumns
+
+    objects = S3Objects(s3, config.snapshot_bucket)
+    report = publish_catalog(dynamodb.Table(config.songs_table), objects, model_version)
+    if not report.songs:
+        # The publisher never replaces a catalog with an empty one; a stack started with no songs
+        # publishes its empty catalog on purpose, so that health answers "degraded", not 503.
+        publish_snapshot(objects, model_version, CatalogColumns.from_songs([]))
+    log.info("catalog snapshot %s: %d songs, %d bytes", report.snapshot[:12], report.songs, report.bytes)
 
 
 def _check_port_free(host: str, port: int, what: str, variable: str) -> None:
@@ -222,13 +244,15 @@ class LocalStack:
         )
         # The feedback export's bucket, so `moodtune export-feedback` and a local invoke of
         # ExportFeedbackFunction work against the stack from the start.
-        boto3.client("s3").create_bucket(
-            Bucket=EXPORT_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
+        s3 = boto3.client("s3")
+        for bucket in (EXPORT_BUCKET, config.snapshot_bucket):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         t = self._phase("moto + tables", t)
 
         self.model_version, self.songs = load_demo_catalog(config, dynamodb)
         t = self._phase("catalog scored + written", t)
+        publish_demo_snapshot(config, dynamodb, s3, self.model_version)
+        t = self._phase("snapshot published", t)
 
         front = Front.from_template(config.template, throttle=config.throttle)
         try:

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     store_text: bool = True
     text_retention_days: int = Field(default=30, ge=1, le=3650)
     catalog_ttl_seconds: float = Field(default=300.0, ge=0)
+    # The bucket the catalog snapshots live in (moodtune.catalog.snapshot): serving reads it.
+    snapshot_bucket: str = Field(default="moodtune-snapshots-local", min_length=3, max_length=63)
     ort_intra_op_threads: int = Field(default=0, ge=0, le=64)
     # The feedback export (moodtune.feedback.export): its bucket; how far back the first scheduled
     # run starts (records live TEXT_RETENTION_DAYS); how long after midnight UTC a day is complete.
