@@ -38,6 +38,7 @@ EXPECTED = [
     ("dominant", "sadness", 7, 3, 0.1582, 0.7495),
     ("mode", "distribution", 10, 6, 0.3127, 0.8318),
     ("mode", "dominant", 2, 1, 0.0945, 0.9055),
+    ("kind", "recommendation", 12, 7, 0.3195, 0.8067),
 ]
 
 # (model_version, dominant, mode, satisfied) of the 12 feedback

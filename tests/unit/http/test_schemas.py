@@ -11,6 +11,7 @@ from moodtune.http.schemas import (
     EmotionRequest,
     FeedbackRequest,
     HealthResponse,
+    JourneyRequest,
     RecommendationRequest,
 )
 
@@ -54,7 +55,12 @@ def test_text_length_is_measured_after_trimming() -> None:
         ({"text": "a", "exclude": [1]}, [(("exclude", 0), "string_type")]),
         ({"text": "a", "exclude": [""]}, [(("exclude", 0), "string_too_short")]),
         ({"text": "a", "exclude": ["s"] * (EXCLUDE_MAX + 1)}, [(("exclude",), "too_long")]),
-        ({"text": "a", "metric": "cosine"}, [(("metric",), "extra_forbidden")]),
+        ({"text": "a", "metric": "euclid"}, [(("metric",), "literal_error")]),
+        (
+            {"text": "a", "mmr_lambda": 1.5},
+            [(("mmr_lambda",), "less_than_equal")],
+        ),
+        ({"text": "a", "artist_spread": "no"}, [(("artist_spread",), "bool_type")]),
     ],
 )
 def test_recommendation_request_refuses(data: dict, expected: list) -> None:
@@ -125,4 +131,46 @@ def test_a_requests_repr_never_shows_the_users_text() -> None:
     request = RecommendationRequest.model_validate({"text": "아무도 모르는 비밀", "exclude": ["s1"]})
     for shown in (repr(request), str(request), f"{request}", repr([request])):
         assert "비밀" not in shown and "s1" not in shown
-        assert "RecommendationRequest(text, limit, mode, exclude)" in shown
+        assert "RecommendationRequest(text, limit, mode, exclude, metric, artist_spread, mmr_lambda)" in shown
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"text": "a"}, [((), "target_missing")]),
+        ({"text": "a", "target": "happy"}, [(("target",), "target_label")]),
+        ({"text": "a", "target": {"happy": 1.0}}, [(("target",), "target_label")]),
+        ({"text": "a", "target": {"joy": 0.5}}, [(("target",), "target_sum")]),
+        ({"text": "a", "target": {"joy": -0.5, "sadness": 1.5}}, [(("target",), "target_negative")]),
+        ({"text": "a", "target": {"joy": True}}, [(("target",), "target_probability")]),
+        ({"text": "a", "target": 3}, [(("target",), "target_type")]),
+        ({"text": "a", "target": "joy", "target_scores": {"joy": 1}}, [((), "target_twice")]),
+        ({"text": "a", "target": "joy", "length": 2}, [(("length",), "greater_than_equal")]),
+        ({"text": "a", "target": "joy", "length": 13}, [(("length",), "less_than_equal")]),
+        ({"text": "a", "target": "joy", "metric": "l2"}, [(("metric",), "literal_error")]),
+        ({"text": "a", "target": "joy", "limit": 3}, [(("limit",), "extra_forbidden")]),
+    ],
+)
+def test_journey_request_refuses(data: dict, expected: list) -> None:
+    assert _error_types(JourneyRequest, data) == expected
+
+
+def test_journey_request_takes_a_label_or_a_distribution() -> None:
+    assert JourneyRequest.model_validate({"text": "a", "target": "joy"}).target_value == "joy"
+    within = {"joy": 0.7, "neutral": 0.305}  # sums to 1.005: within the tolerance
+    assert JourneyRequest.model_validate({"text": "a", "target": within}).target_value == within
+    request = JourneyRequest.model_validate({"text": "a", "target_scores": {"fear": 1}})
+    assert request.target_value == {"fear": 1} and request.length == 6 and request.metric == "cosine"
+
+
+def test_the_schema_constants_mirror_the_numpy_side() -> None:
+    from moodtune.http import schemas
+    from moodtune.recommend import diversity, journeys
+
+    assert (schemas.JOURNEY_LENGTH_MIN, schemas.JOURNEY_LENGTH_MAX, schemas.JOURNEY_LENGTH_DEFAULT) == (
+        journeys.LENGTH_MIN,
+        journeys.LENGTH_MAX,
+        journeys.LENGTH_DEFAULT,
+    )
+    assert schemas.TARGET_SUM_TOLERANCE == journeys.SUM_TOLERANCE
+    assert schemas.DEFAULT_MMR_LAMBDA == diversity.DEFAULT_MMR_LAMBDA

@@ -128,6 +128,7 @@ class Catalog:
     song_ids: tuple[str, ...] = field(init=False)
     matrix: np.ndarray = field(init=False)
     dominant: np.ndarray = field(init=False)
+    artists: np.ndarray = field(init=False, repr=False)
     _index: dict[str, int] = field(init=False, repr=False)
     _prepared: dict[str, np.ndarray] = field(init=False, repr=False, default_factory=dict)
 
@@ -140,6 +141,13 @@ class Catalog:
         self.matrix = np.array([s.vector for s in self.songs], dtype=np.float32).reshape(-1, NUM_LABELS)
         self.dominant = (
             np.argmax(self.matrix, axis=1).astype(np.int8) if len(self.songs) else np.empty(0, np.int8)
+        )
+        # One integer per artist (first appearance order), so diversity rules compare ints, not strings.
+        codes: dict[str, int] = {}
+        self.artists = np.fromiter(
+            (codes.setdefault(s.artist, len(codes)) for s in self.songs),
+            dtype=np.int32,
+            count=len(self.songs),
         )
 
     @classmethod

@@ -7,7 +7,8 @@ may hold a lone surrogate (JSON's ``"\ud800"``), which neither the tokenizer nor
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -16,8 +17,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -27,6 +30,11 @@ TEXT_MAX_CHARS = 500
 LIMIT_MAX = 20
 EXCLUDE_MAX = 50
 SONG_ID_MAX_CHARS = 128
+# Mirrors moodtune.recommend.journeys and .diversity (numpy-side modules the schemas do not import;
+# tests/unit/http/test_schemas.py holds them equal).
+JOURNEY_LENGTH_MIN, JOURNEY_LENGTH_MAX, JOURNEY_LENGTH_DEFAULT = 3, 12, 6
+TARGET_SUM_TOLERANCE = 0.01
+DEFAULT_MMR_LAMBDA = 0.9
 
 Label = Literal["joy", "sadness", "anger", "fear", "surprise", "disgust", "neutral"]
 
@@ -79,6 +87,71 @@ SongId = Annotated[
 Scores = Annotated[dict[Label, float], Field(description="probability of each emotion (they sum to 1)")]
 
 
+Metric = Literal["cosine", "jensen_shannon"]
+MetricField = Field(
+    default="cosine",
+    description="similarity of emotion distributions: cosine, or 1 - Jensen-Shannon distance (base 2)",
+)
+Probability = Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)]
+
+
+_LABELS: tuple[str, ...] = get_args(Label)
+
+
+def _checked_target(value: object) -> object:
+    """A target as a label or {label: probability}, checked with one clear error each (before the
+    union's own validation, whose errors would name both branches)."""
+    if isinstance(value, str):
+        if value not in _LABELS:
+            raise PydanticCustomError(
+                "target_label",
+                "unknown emotion '{label}'; known: {known}",
+                {"label": value[:40], "known": ", ".join(_LABELS)},
+            )
+        return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError("target_type", "target must be an emotion label or {label: probability}")
+    return _checked_scores(value)
+
+
+def _checked_scores(value: object) -> object:
+    if not isinstance(value, dict):
+        raise PydanticCustomError("target_type", "target_scores must be {label: probability}")
+    for label, p in value.items():
+        if label not in _LABELS:
+            raise PydanticCustomError(
+                "target_label",
+                "unknown emotion '{label}'; known: {known}",
+                {"label": str(label)[:40], "known": ", ".join(_LABELS)},
+            )
+        if isinstance(p, bool) or not isinstance(p, int | float) or not math.isfinite(p):
+            raise PydanticCustomError(
+                "target_probability", "the probability of {label} is not a number", {"label": label}
+            )
+        if p < 0:
+            raise PydanticCustomError(
+                "target_negative", "the probability of {label} is negative", {"label": label}
+            )
+    total = math.fsum(value.values())
+    if abs(total - 1.0) > TARGET_SUM_TOLERANCE:
+        raise PydanticCustomError(
+            "target_sum",
+            "target probabilities sum to {total}, not 1 (within {tolerance})",
+            {"total": round(total, 6), "tolerance": TARGET_SUM_TOLERANCE},
+        )
+    return value
+
+
+TargetScores = Annotated[
+    dict[Label, Probability],
+    Field(
+        description="probability of each named emotion (the others are 0), each >= 0, summing to 1 "
+        f"within {TARGET_SUM_TOLERANCE}",
+        examples=[{"joy": 0.7, "neutral": 0.3}],
+    ),
+]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -109,6 +182,55 @@ class RecommendationRequest(_Request):
     exclude: list[SongId] = Field(
         default_factory=list, max_length=EXCLUDE_MAX, description="song ids never to recommend"
     )
+    metric: Metric = MetricField
+    artist_spread: StrictBool = Field(
+        default=True, description="no artist twice in the list unless the catalog cannot fill it"
+    )
+    mmr_lambda: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] = Field(
+        default=DEFAULT_MMR_LAMBDA,
+        description="MMR re-ranking: 1 is the plain ranking, lower values trade similarity for variety",
+    )
+
+
+class JourneyRequest(_Request):
+    """POST /v1/journeys: songs from the text's mood, step by step, toward a target mood."""
+
+    text: Text
+    target: Annotated[Label | TargetScores | None, BeforeValidator(_checked_target)] = Field(
+        default=None,
+        description="the mood to reach: an emotion label, or {label: probability}",
+        examples=["joy"],
+    )
+    target_scores: Annotated[TargetScores | None, BeforeValidator(_checked_scores)] = Field(
+        default=None, description="the same as target given as {label: probability}; give one of the two"
+    )
+    length: StrictInt = Field(
+        default=JOURNEY_LENGTH_DEFAULT,
+        ge=JOURNEY_LENGTH_MIN,
+        le=JOURNEY_LENGTH_MAX,
+        description="how many songs",
+    )
+    exclude: list[SongId] = Field(
+        default_factory=list, max_length=EXCLUDE_MAX, description="song ids never to include"
+    )
+    metric: Metric = MetricField
+
+    @model_validator(mode="after")
+    def _one_target(self) -> JourneyRequest:
+        if self.target is not None and self.target_scores is not None:
+            raise PydanticCustomError(
+                "target_twice", "give the target one way: target or target_scores, not both"
+            )
+        if self.target is None and self.target_scores is None:
+            raise PydanticCustomError(
+                "target_missing", "target is required (a label or {label: probability})"
+            )
+        return self
+
+    @property
+    def target_value(self) -> str | dict[str, float]:
+        """The target as given: a label or a mapping of probabilities."""
+        return self.target if self.target is not None else self.target_scores  # type: ignore[return-value]
 
 
 class FeedbackRequest(_Request):
@@ -157,8 +279,54 @@ class RecommendationResponse(BaseModel):
     recommendation_id: str
     model_version: str
     mode: Literal["distribution", "dominant"]
+    metric: Metric = "cosine"
     emotion: Emotion
     songs: list[RecommendedSong]
+
+
+class TargetScoresOut(BaseModel):
+    """A distribution over the seven emotions."""
+
+    scores: Scores
+
+
+class JourneySong(BaseModel):
+    """A song of a journey."""
+
+    song_id: str
+    title: str
+    artist: str
+    dominant: Label
+    scores: Scores
+
+
+class JourneyStep(BaseModel):
+    """One step: the song, the waypoint it was chosen for, and how close it is to each."""
+
+    step: int = Field(description="0 for the first song")
+    song: JourneySong
+    waypoint: TargetScoresOut
+    similarity: float = Field(description="the song's similarity to its waypoint")
+    target_similarity: float = Field(description="the song's similarity to the target")
+
+
+class JourneyResponse(BaseModel):
+    """Answer of POST /v1/journeys (201). ``journey_id`` is a recommendation id: the feedback route
+    takes it with any of the journey's songs."""
+
+    journey_id: str
+    model_version: str
+    metric: Metric
+    emotion: Emotion
+    target: TargetScoresOut
+    reachable: bool = Field(
+        description="false: no song is near the target; the journey goes as far as the catalog allows "
+        "and is shorter than asked"
+    )
+    stay: bool = Field(description="the target's top emotion is the text's: songs that keep the mood")
+    tolerance: float = Field(description="how far one step may move away from the target (1 - similarity)")
+    largest_step: float = Field(description="the largest distance (1 - similarity) between consecutive songs")
+    steps: list[JourneyStep]
 
 
 class FeedbackResponse(BaseModel):
