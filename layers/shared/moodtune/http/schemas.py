@@ -34,7 +34,7 @@ SONG_ID_MAX_CHARS = 128
 # tests/unit/http/test_schemas.py holds them equal).
 JOURNEY_LENGTH_MIN, JOURNEY_LENGTH_MAX, JOURNEY_LENGTH_DEFAULT = 3, 12, 6
 TARGET_SUM_TOLERANCE = 0.01
-DEFAULT_MMR_LAMBDA = 0.9
+DEFAULT_MMR_LAMBDA = 0.6
 
 Label = Literal["joy", "sadness", "anger", "fear", "surprise", "disgust", "neutral"]
 

@@ -19,7 +19,7 @@ from moodtune.similarity import Metric
 
 # Chosen by measurement on the demo catalog (`python -m model_export.demo_report --diversity`, the
 # README's "Diverse lists"): the largest diversity gain for under 1% of mean similarity lost.
-DEFAULT_MMR_LAMBDA = 0.9
+DEFAULT_MMR_LAMBDA = 0.6
 # The pool MMR and artist spread choose from: this many times the list, at least POOL_MIN songs.
 POOL_FACTOR = 10
 POOL_MIN = 50

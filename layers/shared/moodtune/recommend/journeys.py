@@ -42,8 +42,8 @@ TOLERANCE = 0.02
 REACH = {"cosine": 0.85, "jensen_shannon": 0.5}
 # The search looks at the best songs near each waypoint, keeping the best partial journeys; the whole
 # catalog only when none of them keeps the rules.
-_CANDIDATES = 48
-_BEAM = 12
+_CANDIDATES = 24
+_BEAM = 6
 # The first song may be any of the waypoint's best within this share of the best one's similarity.
 FIRST_MIN = 0.97
 # What a journey promises of its first song: at least this share of the plain ranking's best.
