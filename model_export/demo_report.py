@@ -41,6 +41,7 @@ BUNDLE = Path("models/demo")
 CATALOG = Path("data/demo/songs.jsonl")
 INTENT = Path("data/demo/song_intent.tsv")
 REFERENCE = Path("data/demo/reference.tsv")
+REFERENCE_MIXED = Path("data/demo/reference_mixed.tsv")
 
 # One typical text per emotion, written for this report (none is in the corpus or reference set).
 SAMPLE_TEXTS = (
@@ -234,6 +235,24 @@ def diversity_sweep(classifier: EmotionClassifier, catalog: Catalog, reference: 
     return {"lists": len(texts), "rows": rows}
 
 
+def repeated_artists(classifier: EmotionClassifier, catalog: Catalog, reference: Path) -> dict[str, Any]:
+    """Lists of 5 that repeat an artist, plain and diverse (the defaults), in both modes, for the
+    reference texts, the mixed-feeling reference texts (where present) and the sample texts."""
+    texts = _texts(reference)
+    mixed = reference.with_name(REFERENCE_MIXED.name)
+    if mixed.is_file():
+        texts += [text for _, text in read_tsv(mixed, ("label", "text"))]
+    probs = classifier.predict(texts)
+    out: dict[str, Any] = {"texts": len(texts)}
+    for mode in ("distribution", "dominant"):
+        plain = [
+            recommend(catalog, p, limit=5, mode=mode, mmr_lambda=1.0, artist_spread=False) for p in probs
+        ]
+        diverse = [recommend(catalog, p, limit=5, mode=mode) for p in probs]
+        out[mode] = {"plain": sum(map(_repeats, plain)), "diverse": sum(map(_repeats, diverse))}
+    return out
+
+
 def _rows(catalog: Catalog, matches: list) -> list[int]:
     return [catalog.index_of(m.song.song_id) for m in matches]
 
@@ -339,6 +358,7 @@ def build_journey_report(bundle: Path, catalog: Path, intent: Path, reference: P
     return {
         "model_version": classifier.model_version,
         "diversity": diversity_sweep(classifier, songs, reference),
+        "repeated_artists": repeated_artists(classifier, songs, reference),
         "metrics": metric_comparison(classifier, songs, reference, intent),
         "journeys": journey_figures(classifier, songs, reference),
     }
@@ -368,6 +388,14 @@ def print_journey_report(report: dict[str, Any], console: Console) -> None:
             str(r["repeated_artist_lists"]),
         )
     console.print(t)
+    rep = report["repeated_artists"]
+    console.print(
+        f"lists of 5 repeating an artist, {rep['texts']} texts (reference, mixed reference, samples), "
+        "plain → diverse: "
+        + "; ".join(
+            f"{mode} {rep[mode]['plain']} → {rep[mode]['diverse']}" for mode in ("distribution", "dominant")
+        )
+    )
     t = Table("metric", "top-5 songs scored as the gold label", "meant as it", "overlap with cosine")
     for r in report["metrics"]:
         t.add_row(

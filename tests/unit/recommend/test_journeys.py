@@ -107,3 +107,18 @@ def test_target_distribution_checks_its_input() -> None:
 def test_the_tolerance_is_stated() -> None:
     journey = plan_journey(_catalog(), _texts(1)[0], target_distribution("anger"))
     assert journey.tolerance == TOLERANCE and 0 <= journey.largest_step <= 1
+
+
+def test_cosine_waypoints_from_two_passes_equal_one_pass_each() -> None:
+    from moodtune.recommend.journeys import _waypoint_similarities
+    from moodtune.similarity import get_metric
+
+    catalog = _catalog()
+    cosine = get_metric("cosine")
+    prepared = catalog.prepared(cosine)
+    start, end = _texts(1)[0], target_distribution({"anger": 0.8, "fear": 0.2})
+    alphas = np.linspace(0, 1, 7)
+    fast = _waypoint_similarities(cosine, prepared, start, end, alphas, None)
+    for a, row in zip(alphas, fast, strict=True):
+        direct = cosine(((1 - a) * start + a * end).astype(np.float32), prepared)
+        assert np.allclose(row, direct, atol=1e-5)

@@ -24,6 +24,7 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -155,7 +156,7 @@ def plan_journey(
     alphas = np.linspace(0.0, 1.0, steps_wanted) if steps_wanted > 1 else np.zeros(1)
     stay = int(np.argmax(goal)) == int(np.argmax(start))
     waypoints = [((1.0 - a) * start + a * end).astype(np.float32) for a in alphas]
-    sims = [sim(w, prepared) for w in waypoints]
+    sims = _waypoint_similarities(sim, prepared, start, end, alphas, to_target if end is goal else None)
     # A stay journey's songs are all near the target already: the progress rule is moot there.
     limit = math.inf if stay else tolerance
     picks = _search(sims, used, catalog.artists, distance, limit)
@@ -189,6 +190,36 @@ def plan_journey(
         largest_step=round(max(largest, 0.0), 6),
         metric=sim.name,
     )
+
+
+def _waypoint_similarities(
+    sim: Any,
+    prepared: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    alphas: np.ndarray,
+    to_end: np.ndarray | None,
+) -> list[np.ndarray]:
+    """Each waypoint's similarity to every song. Cosine is linear in the query before its norm, so
+    cos(s, (1 - a) p + a t) = ((1 - a) |p| cos(s, p) + a |t| cos(s, t)) / |(1 - a) p + a t|: two passes
+    over the catalog (one when the end's is known) instead of one per waypoint. Other metrics: one each."""
+    if sim.name != "cosine":
+        return [sim(((1.0 - a) * start + a * end).astype(np.float32), prepared) for a in alphas]
+    to_start = sim(start, prepared)
+    to_end = sim(end, prepared) if to_end is None else to_end.astype(np.float32)
+    n_start, n_end = float(np.linalg.norm(start)), float(np.linalg.norm(end))
+    out = []
+    for a in alphas:
+        n_w = max(float(np.linalg.norm((1.0 - a) * start + a * end)), 1e-12)
+        if a == 0.0:
+            out.append(to_start)
+        elif a == 1.0:
+            out.append(to_end)
+        else:
+            row = to_start * np.float32((1.0 - a) * n_start / n_w)
+            row += to_end * np.float32(a * n_end / n_w)
+            out.append(row)
+    return out
 
 
 def _search(
