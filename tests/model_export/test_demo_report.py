@@ -66,7 +66,9 @@ def test_cli_refuses_top_below_one():
 def test_the_journey_report_meets_the_issues_goals_on_the_demo_catalog():
     from model_export.demo_report import build_journey_report
 
-    report = build_journey_report(DEMO, DATA / "songs.jsonl", DATA / "song_intent.tsv", DATA / "reference.tsv")
+    report = build_journey_report(
+        DEMO, DATA / "songs.jsonl", DATA / "song_intent.tsv", DATA / "reference.tsv"
+    )
     rows = {r["lambda"]: r for r in report["diversity"]["rows"]}
     assert rows["plain"]["similarity"] >= rows[0.6]["similarity"]  # MMR never adds similarity
     assert all(r["repeated_artist_lists"] == 0 for k, r in rows.items() if k != "plain")

@@ -109,16 +109,27 @@ def test_the_tolerance_is_stated() -> None:
     assert journey.tolerance == TOLERANCE and 0 <= journey.largest_step <= 1
 
 
-def test_cosine_waypoints_from_two_passes_equal_one_pass_each() -> None:
-    from moodtune.recommend.journeys import _waypoint_similarities
-    from moodtune.similarity import get_metric
+@pytest.mark.parametrize("excluded", [0, 30])
+def test_cosine_waypoints_from_two_passes_rank_as_one_pass_each(excluded: int) -> None:
+    from moodtune.recommend.journeys import _CANDIDATES, _Waypoints
+    from moodtune.similarity import get_metric, top_k
 
-    catalog = _catalog()
+    catalog = _catalog(n=3000)
     cosine = get_metric("cosine")
     prepared = catalog.prepared(cosine)
-    start, end = _texts(1)[0], target_distribution({"anger": 0.8, "fear": 0.2})
-    alphas = np.linspace(0, 1, 7)
-    fast = _waypoint_similarities(cosine, prepared, start, end, alphas, None)
-    for a, row in zip(alphas, fast, strict=True):
-        direct = cosine(((1 - a) * start + a * end).astype(np.float32), prepared)
-        assert np.allclose(row, direct, atol=1e-5)
+    used = np.zeros(len(catalog), dtype=bool)
+    used[:excluded] = True
+    for seed in range(5):
+        start = _texts(1, seed=seed)[0]
+        end = target_distribution(LABELS[seed])
+        alphas = np.linspace(0, 1, 6)
+        ways = _Waypoints(cosine, prepared, start, end, alphas, None, used)
+        for i, a in enumerate(alphas):
+            direct = cosine(((1 - a) * start + a * end).astype(np.float32), prepared)
+            assert np.allclose(ways.full(i), direct, atol=1e-5)
+            rows, values = ways.candidates(i)
+            expected = top_k(direct, _CANDIDATES, used)
+            assert np.allclose(values, direct[expected], atol=1e-5)
+            assert set(rows) == set(expected.tolist()) or np.allclose(
+                sorted(values), sorted(direct[rows]), atol=1e-5
+            )

@@ -142,37 +142,41 @@ def plan_journey(
         )
     sim = get_metric(metric)
     prepared = catalog.prepared(sim)
-    to_target = sim(goal, prepared).astype(np.float64)
-    distance = 1.0 - to_target
+    to_target = sim(goal, prepared)
     reach = REACH.get(sim.name, REACH["cosine"])
-    frontier = int(np.argmax(np.where(used, -np.inf, to_target)))
+    frontier = int(np.argmax(np.where(used, -np.inf, to_target) if exclude else to_target))
     reachable = bool(to_target[frontier] >= reach)
     end, steps_wanted = goal, length
     if not reachable:
         start_distance = 1.0 - float(sim(goal, sim.prepare(start[None, :]))[0])
-        progress = (start_distance - distance[frontier]) / start_distance if start_distance > 0 else 0.0
+        progress = (
+            (start_distance - (1.0 - float(to_target[frontier]))) / start_distance
+            if start_distance > 0
+            else 0.0
+        )
         steps_wanted = max(1, min(length - 1, round(length * progress)))
         end = catalog.matrix[frontier]
     alphas = np.linspace(0.0, 1.0, steps_wanted) if steps_wanted > 1 else np.zeros(1)
     stay = int(np.argmax(goal)) == int(np.argmax(start))
     waypoints = [((1.0 - a) * start + a * end).astype(np.float32) for a in alphas]
-    sims = _waypoint_similarities(sim, prepared, start, end, alphas, to_target if end is goal else None)
+    ways = _Waypoints(sim, prepared, start, end, alphas, to_target if end is goal else None, used)
     # A stay journey's songs are all near the target already: the progress rule is moot there.
     limit = math.inf if stay else tolerance
-    picks = _search(sims, used, catalog.artists, distance, limit)
-    if len(picks) < len(sims):
+    steps_order = list(range(len(alphas)))
+    picks = _search(ways, steps_order, used, catalog.artists, to_target, limit)
+    if len(picks) < len(alphas):
         # Forward, the path can reach the target's neighbourhood early and find nothing left for the
         # last steps. Backward from the target (distance may only shrink by the tolerance looking
         # back) it cannot; kept when its first song is still as close to the text as promised.
-        backward = _search(sims[::-1], used, catalog.artists, -distance, limit)[::-1]
-        best_first = float(sims[0][top_k(sims[0], 1, used)[0]])
-        if len(backward) > len(picks) and sims[0][backward[0]] >= FIRST_RATIO * best_first:
+        backward = _search(ways, steps_order[::-1], used, catalog.artists, -to_target, limit)[::-1]
+        best_first = ways.candidates(0)[1][0] if len(ways.candidates(0)[0]) else 0.0
+        if len(backward) > len(picks) and ways.value(0, backward[0]) >= FIRST_RATIO * best_first:
             picks = backward
     steps = [
         JourneyStep(
             song=catalog.songs[row],
             waypoint=tuple(round(float(x), 6) for x in waypoints[i]),
-            similarity=round(float(sims[i][row]), 6),
+            similarity=round(ways.value(i, row), 6),
             target_similarity=round(float(to_target[row]), 6),
         )
         for i, row in enumerate(picks)
@@ -192,67 +196,105 @@ def plan_journey(
     )
 
 
-def _waypoint_similarities(
-    sim: Any,
-    prepared: np.ndarray,
-    start: np.ndarray,
-    end: np.ndarray,
-    alphas: np.ndarray,
-    to_end: np.ndarray | None,
-) -> list[np.ndarray]:
-    """Each waypoint's similarity to every song. Cosine is linear in the query before its norm, so
-    cos(s, (1 - a) p + a t) = ((1 - a) |p| cos(s, p) + a |t| cos(s, t)) / |(1 - a) p + a t|: two passes
-    over the catalog (one when the end's is known) instead of one per waypoint. Other metrics: one each."""
-    if sim.name != "cosine":
-        return [sim(((1.0 - a) * start + a * end).astype(np.float32), prepared) for a in alphas]
-    to_start = sim(start, prepared)
-    to_end = sim(end, prepared) if to_end is None else to_end.astype(np.float32)
-    n_start, n_end = float(np.linalg.norm(start)), float(np.linalg.norm(end))
-    out = []
-    for a in alphas:
-        n_w = max(float(np.linalg.norm((1.0 - a) * start + a * end)), 1e-12)
-        if a == 0.0:
-            out.append(to_start)
-        elif a == 1.0:
-            out.append(to_end)
-        else:
-            row = to_start * np.float32((1.0 - a) * n_start / n_w)
-            row += to_end * np.float32(a * n_end / n_w)
-            out.append(row)
-    return out
+class _Waypoints:
+    """Every waypoint's best unused songs (``candidates``), a song's similarity to a waypoint
+    (``value``) and, only when the search needs it, a waypoint's similarity to every song (``full``).
+
+    Cosine is linear in the query before its norm: cos(s, w) = (x |p| cos(s, p) + y |e| cos(s, e)) / |w|
+    for w = x p + y e, so two dot products over the catalog (one when the end's is known) and a
+    scaled sum per waypoint give every waypoint. Other metrics: one pass each.
+    """
+
+    def __init__(
+        self,
+        sim: Any,
+        prepared: np.ndarray,
+        start: np.ndarray,
+        end: np.ndarray,
+        alphas: np.ndarray,
+        to_end: np.ndarray | None,
+        used: np.ndarray,
+    ) -> None:
+        self.sim, self.prepared, self.used = sim, prepared, used
+        self.vectors = [((1.0 - a) * start + a * end).astype(np.float32) for a in alphas]
+        self._full: dict[int, np.ndarray] = {}
+        self._candidates: dict[int, tuple[list[int], list[float]]] = {}
+        if sim.name != "cosine":
+            self._full = {i: sim(w, prepared) for i, w in enumerate(self.vectors)}
+            self.linear = None
+            return
+        to_start = sim(start, prepared)
+        to_end = sim(end, prepared) if to_end is None else to_end
+        n_start, n_end = float(np.linalg.norm(start)), float(np.linalg.norm(end))
+        coefficients = []
+        for a in alphas:
+            n_w = max(float(np.linalg.norm((1.0 - a) * start + a * end)), 1e-12)
+            coefficients.append(((1.0 - a) * n_start / n_w, a * n_end / n_w))
+        self.linear = (to_start, to_end, coefficients)
+
+    def value(self, i: int, row: int) -> float:
+        """Similarity of song ``row`` to waypoint ``i``."""
+        if self.linear is None:
+            return float(self._full[i][row])
+        to_start, to_end, coefficients = self.linear
+        x, y = coefficients[i]
+        return float(np.float32(x) * to_start[row] + np.float32(y) * to_end[row])
+
+    def full(self, i: int) -> np.ndarray:
+        """Waypoint ``i``'s similarity to every song (cached)."""
+        if i not in self._full:
+            to_start, to_end, coefficients = self.linear  # type: ignore[misc]
+            x, y = coefficients[i]
+            self._full[i] = to_start * np.float32(x) + to_end * np.float32(y)
+        return self._full[i]
+
+    def candidates(self, i: int) -> tuple[list[int], list[float]]:
+        """The ``_CANDIDATES`` best unused songs for waypoint ``i``, best first (ties: lower row)."""
+        if i not in self._candidates:
+            rows = top_k(self.full(i), _CANDIDATES, self.used)
+            values = self.full(i)[rows]
+            self._candidates[i] = (rows.tolist(), values.tolist())
+        return self._candidates[i]
 
 
 def _search(
-    sims: list[np.ndarray], used: np.ndarray, artists: np.ndarray, distance: np.ndarray, tolerance: float
+    ways: _Waypoints,
+    order: list[int],
+    used: np.ndarray,
+    artists: np.ndarray,
+    closeness: np.ndarray,
+    tolerance: float,
 ) -> list[int]:
-    """Rows of the songs, one per waypoint: a beam search for the highest total similarity to the
-    waypoints under the rules (no song twice, no artist twice in a row, distance to the target at
-    most the previous step's + ``tolerance``). Greedy choices can paint themselves into a corner (a
-    song near the target early leaves nothing for the later steps); the beam keeps alternatives.
-    Ends early when no song keeps the rules."""
-    first = top_k(sims[0], _CANDIDATES, used)
-    if first.size == 0:
+    """Rows of the songs, one per waypoint in ``order``: a beam search for the highest total
+    similarity to the waypoints under the rules (no song twice, no artist twice in a row, closeness
+    to the target, i.e. similarity, at least the previous step's - ``tolerance``). Greedy choices can
+    paint themselves into a corner (a song near the target early leaves nothing for the later
+    steps); the beam keeps alternatives. Ends early when no song keeps the rules."""
+    first_rows, first_values = ways.candidates(order[0])
+    if not first_rows:
         return []
-    best = float(sims[0][first[0]])
+    best = first_values[0]
     beams: list[tuple[float, tuple[int, ...]]] = [
-        (float(sims[0][r]), (int(r),)) for r in first[:_BEAM] if sims[0][r] >= FIRST_MIN * best
+        (v, (r,))
+        for r, v in zip(first_rows[:_BEAM], first_values[:_BEAM], strict=False)
+        if v >= FIRST_MIN * best
     ]
-    for step_sims in sims[1:]:
-        rows = top_k(step_sims, _CANDIDATES, used).tolist()
-        row_sims = step_sims[rows].tolist()
-        row_artists = artists[rows].tolist()
-        row_distance = distance[rows].tolist()
+    for i in order[1:]:
+        rows, row_sims = ways.candidates(i)
+        row_artists = artists[rows].tolist() if rows else []
+        row_close = closeness[rows].tolist() if rows else []
         grown: list[tuple[float, tuple[int, ...]]] = []
         for score, path in beams:
             last = path[-1]
-            artist, limit = int(artists[last]), float(distance[last]) + tolerance
-            for row, s, a, d in zip(rows, row_sims, row_artists, row_distance, strict=True):
-                if a != artist and d <= limit and row not in path:
+            artist, limit = int(artists[last]), float(closeness[last]) - tolerance
+            for row, s, a, c in zip(rows, row_sims, row_artists, row_close, strict=True):
+                if a != artist and c >= limit and row not in path:
                     grown.append((score + s, (*path, row)))
         if not grown:  # nothing near the waypoint keeps the rules: look through the whole catalog
+            step_sims = ways.full(i)
             for score, path in beams:
                 last = path[-1]
-                allowed = ~used & (artists != artists[last]) & (distance <= distance[last] + tolerance)
+                allowed = ~used & (artists != artists[last]) & (closeness >= closeness[last] - tolerance)
                 allowed[list(path)] = False
                 if allowed.any():
                     row = int(top_k(step_sims, 1, ~allowed)[0])
