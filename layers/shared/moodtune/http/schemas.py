@@ -92,7 +92,7 @@ MetricField = Field(
     default="cosine",
     description="similarity of emotion distributions: cosine, or 1 - Jensen-Shannon distance (base 2)",
 )
-Probability = Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)]
+Probability = Annotated[StrictFloat, Field(ge=0, le=1)]  # strict: 1 and 0.5, never "0.5" or true
 
 
 _LABELS: tuple[str, ...] = get_args(Label)
@@ -186,7 +186,7 @@ class RecommendationRequest(_Request):
     artist_spread: StrictBool = Field(
         default=True, description="no artist twice in the list unless the catalog cannot fill it"
     )
-    mmr_lambda: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] = Field(
+    mmr_lambda: Annotated[StrictFloat, Field(ge=0, le=1)] = Field(
         default=DEFAULT_MMR_LAMBDA,
         description="MMR re-ranking: 1 is the plain ranking, lower values trade similarity for variety",
     )
