@@ -133,3 +133,15 @@ def test_cosine_waypoints_from_two_passes_rank_as_one_pass_each(excluded: int) -
             assert set(rows) == set(expected.tolist()) or np.allclose(
                 sorted(values), sorted(direct[rows]), atol=1e-5
             )
+
+
+def test_a_label_targets_cosine_comes_from_the_prepared_matrix() -> None:
+    from moodtune.recommend.journeys import _similarity_to
+    from moodtune.similarity import get_metric
+
+    catalog = _catalog()
+    cosine = get_metric("cosine")
+    prepared = catalog.prepared(cosine)
+    for label in LABELS:
+        goal = target_distribution(label)
+        assert np.allclose(_similarity_to(cosine, prepared, goal), cosine(goal, prepared), atol=1e-6)

@@ -20,6 +20,7 @@ Pure numpy; the catalog's matrices are prepared per metric at load time.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 from collections.abc import Iterable, Mapping
@@ -142,7 +143,7 @@ def plan_journey(
         )
     sim = get_metric(metric)
     prepared = catalog.prepared(sim)
-    to_target = sim(goal, prepared)
+    to_target = _similarity_to(sim, prepared, goal)
     reach = REACH.get(sim.name, REACH["cosine"])
     frontier = int(np.argmax(np.where(used, -np.inf, to_target) if exclude else to_target))
     reachable = bool(to_target[frontier] >= reach)
@@ -196,13 +197,25 @@ def plan_journey(
     )
 
 
+def _similarity_to(sim: Any, prepared: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """``sim(vector, prepared)``; for cosine and a one-emotion target (a label), the prepared matrix
+    already holds it: row j of the L2-normalised, transposed matrix is every song's cosine with e_j."""
+    nonzero = np.flatnonzero(vector)
+    if sim.name == "cosine" and nonzero.size == 1:
+        return prepared[int(nonzero[0])]
+    return sim(vector, prepared)
+
+
 class _Waypoints:
     """Every waypoint's best unused songs (``candidates``), a song's similarity to a waypoint
     (``value``) and, only when the search needs it, a waypoint's similarity to every song (``full``).
 
     Cosine is linear in the query before its norm: cos(s, w) = (x |p| cos(s, p) + y |e| cos(s, e)) / |w|
-    for w = x p + y e, so two dot products over the catalog (one when the end's is known) and a
-    scaled sum per waypoint give every waypoint. Other metrics: one pass each.
+    for w = x p + y e, so two dot products over the catalog (one when the end's is known; none for a
+    label, whose cosines are a row of the prepared matrix) and a scaled sum per waypoint give every
+    waypoint. (Bounding blocks of songs by their best cosine to each end was tried and read nearly
+    every block: on a spread-out catalog every block has some song near each end.) Other metrics:
+    one full pass each.
     """
 
     def __init__(
@@ -301,6 +314,6 @@ def _search(
                     grown.append((score + float(step_sims[row]), (*path, row)))
             if not grown:
                 break
-        grown.sort(key=lambda beam: (-beam[0], beam[1]))
-        beams = grown[:_BEAM]
+        # (-score, path): the best total first, ties to the lower rows; tuples compare natively.
+        beams = [(-neg, path) for neg, path in heapq.nsmallest(_BEAM, ((-sc, pa) for sc, pa in grown))]
     return list(beams[0][1])
