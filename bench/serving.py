@@ -261,6 +261,79 @@ def bench_handler(
     }
 
 
+# ---------------------------------------------------------------- journeys beside recommendations
+
+
+def bench_journeys(bundle: Path, songs: list[ScoredSong], requests: int) -> dict:
+    """Warm POST /v1/journeys (length 6) and POST /v1/recommendations (limit 5) through the handler,
+    interleaved on the same texts, without the record write; one ORT thread."""
+    from moodtune.emotion.classifier import EmotionClassifier
+    from moodtune.labels import LABELS
+    from moodtune.service import RecommendService
+    from moodtune.similarity import METRICS
+
+    classifier = EmotionClassifier.from_bundle(bundle, threads=1)
+    catalog = Catalog(model_version=classifier.model_version, songs=tuple(songs)).prepare(*METRICS.values())
+    service = RecommendService(classifier, CatalogCache(lambda: catalog, ttl_seconds=3600), NullStore())  # type: ignore[arg-type]
+    app = _handler_module(lambda: service)
+    context = Context()
+    rec_events = [http_api_event("/v1/recommendations", {"text": t, "limit": 5}) for t in TEXTS]
+    journey_events = [
+        http_api_event("/v1/journeys", {"text": t, "target": LABELS[i % len(LABELS)], "length": 6})
+        for i, t in enumerate(TEXTS)
+    ]
+
+    def call(event: dict[str, Any]) -> float:
+        start = time.perf_counter()
+        answer = app.lambda_handler(event, context)
+        elapsed = (time.perf_counter() - start) * 1000
+        assert answer["statusCode"] == 201, answer
+        return elapsed
+
+    rec, jour = [], []
+    log_handler = app.logger.registered_handler
+    with quiet_stdout(), open(os.devnull, "w") as sink:
+        previous_stream = log_handler.setStream(sink)
+        for i in range(10):
+            call(rec_events[i % len(TEXTS)])
+            call(journey_events[i % len(TEXTS)])
+        for i in range(requests):
+            rec.append(call(rec_events[i % len(TEXTS)]))
+            jour.append(call(journey_events[i % len(TEXTS)]))
+        log_handler.setStream(previous_stream)
+    return {
+        "songs": len(songs),
+        "recommendation": summary(rec),
+        "journey": summary(jour),
+        "ratio": percentile(jour, 50) / percentile(rec, 50),
+    }
+
+
+def print_journeys(rows: list[dict]) -> None:
+    print(
+        "\n## Warm POST /v1/journeys beside POST /v1/recommendations (demo bundle, 1 ORT thread, no write)\n"
+    )
+    print(
+        table(
+            [
+                "songs",
+                "recommendation p50 / p99",
+                "journey (length 6) p50 / p99",
+                "journey p50 / recommendation p50 (goal <= 1.5)",
+            ],
+            [
+                [
+                    f"{r['songs']:,}",
+                    f"{r['recommendation']['p50']:.2f} / {r['recommendation']['p99']:.2f}",
+                    f"{r['journey']['p50']:.2f} / {r['journey']['p99']:.2f}",
+                    round(r["ratio"], 2),
+                ]
+                for r in rows
+            ],
+        )
+    )
+
+
 # ---------------------------------------------------------------- similarity + top-k alone
 
 
@@ -401,7 +474,18 @@ def main(argv: list[str] | None = None) -> int:
         help="onnxruntime intra-op thread counts to compare (0: onnxruntime decides)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--journeys-only",
+        action="store_true",
+        help="only the journey table: 7,500 songs and the largest catalog (100,000 with --quick, else 1M)",
+    )
     args = parser.parse_args(argv)
+    if args.journeys_only:
+        sizes = [7_500, 100_000 if args.quick else 1_000_000]
+        requests = min(args.requests, 60) if args.quick else args.requests
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+        print_journeys([bench_journeys(DEMO_BUNDLE, synthetic_songs(n), requests) for n in sizes])
+        return 0
     if args.quick:
         args.requests, args.init_runs = min(args.requests, 60), 1
 
@@ -423,6 +507,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [7_500, 100_000] if args.quick else [7_500, 100_000, 1_000_000]
     similarity_rows = bench_similarity(sizes, repeats=50 if args.quick else 200)
     init_rows = [(label, bench_init(path, songs, args.init_runs)) for label, path in bundles]
+    journey_sizes = [args.songs, 100_000 if args.quick else 1_000_000]
+    journey_rows = [
+        bench_journeys(DEMO_BUNDLE, songs if n == args.songs else synthetic_songs(n), args.requests)
+        for n in journey_sizes
+    ]
 
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
@@ -539,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )
     )
+    print_journeys(journey_rows)
     bench_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n(peak RSS of this benchmark process, 1,000,000-song matrices included: {bench_rss:.0f} MB)")
     if args.json:

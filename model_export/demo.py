@@ -62,7 +62,7 @@ LINES_PER_CHUNK = 2
 # (docs/model.md, "Mixed feelings").
 MIXED_REPEAT = 3
 # Two-feeling texts joined from single-feeling training texts (``mixed_pairs``).
-PAIRS = 0
+PAIRS = 2000
 
 
 @dataclass(frozen=True)

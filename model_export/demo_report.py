@@ -2,6 +2,7 @@
 
     python -m model_export.demo_report            # after `make demo-model`
     python -m model_export.demo_report --json
+    python -m model_export.demo_report --journeys   # diverse lists (the MMR lambda), metrics, journeys
 
 It scores ``data/demo/songs.jsonl`` with the bundle exactly as ingestion does (the bundle's chunking,
 mean), compares each song's dominant emotion with the one its writer meant (``song_intent.tsv``), also
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -30,7 +32,10 @@ from moodtune.catalog.lyrics import LyricsOptions
 from moodtune.catalog.songs import Catalog
 from moodtune.emotion.classifier import EmotionClassifier
 from moodtune.labels import LABELS
+from moodtune.recommend.diversity import intra_list_distance
+from moodtune.recommend.journeys import plan_journey, target_distribution
 from moodtune.recommend.ranking import recommend
+from moodtune.similarity import METRICS, get_metric
 
 BUNDLE = Path("models/demo")
 CATALOG = Path("data/demo/songs.jsonl")
@@ -289,6 +294,244 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     console.print(table)
 
 
+LAMBDAS = (1.0, 0.9, 0.8, 0.7, 0.65, 0.6, 0.5)
+EXAMPLES = (
+    ("헤어진 지 한 달인데 아직도 네 생각뿐이야 ㅠㅠ", "joy"),
+    ("팀장님이 내 아이디어를 자기 거라고 발표함 진짜 열받아", "neutral"),
+    ("내일 건강검진 결과 나오는데 너무 불안해", "joy"),
+)
+
+
+def _texts(reference: Path) -> list[str]:
+    return [text for _, text in read_tsv(reference, ("label", "text"))] + list(SAMPLE_TEXTS)
+
+
+def diversity_sweep(classifier: EmotionClassifier, catalog: Catalog, reference: Path) -> dict[str, Any]:
+    """Lists of 5 for every reference and sample text at each MMR lambda (artist spread on), against
+    the plain ranking: mean similarity lost, intra-list distance gained, lists repeating an artist."""
+    texts = _texts(reference)
+    probs = classifier.predict(texts)
+    cosine = get_metric("cosine")
+    rows = []
+    plain_lists = [recommend(catalog, p, limit=5, mmr_lambda=1.0, artist_spread=False) for p in probs]
+    plain_sim = float(np.mean([np.mean([m.similarity for m in ms]) for ms in plain_lists]))
+    plain_div = float(
+        np.mean([intra_list_distance(catalog.matrix[_rows(catalog, ms)], cosine) for ms in plain_lists])
+    )
+    rows.append(
+        {
+            "lambda": "plain",
+            "similarity": plain_sim,
+            "diversity": plain_div,
+            "repeated_artist_lists": sum(_repeats(ms) for ms in plain_lists),
+        }
+    )
+    for lam in LAMBDAS:
+        lists = [recommend(catalog, p, limit=5, mmr_lambda=lam, artist_spread=True) for p in probs]
+        sim = float(np.mean([np.mean([m.similarity for m in ms]) for ms in lists]))
+        div = float(
+            np.mean([intra_list_distance(catalog.matrix[_rows(catalog, ms)], cosine) for ms in lists])
+        )
+        rows.append(
+            {
+                "lambda": lam,
+                "similarity": sim,
+                "similarity_lost_pct": round(100 * (plain_sim - sim) / plain_sim, 3),
+                "diversity": div,
+                "diversity_gain_pct": round(100 * (div - plain_div) / plain_div, 1),
+                "repeated_artist_lists": sum(_repeats(ms) for ms in lists),
+                "distinct_dominants": float(np.mean([len({m.song.dominant for m in ms}) for ms in lists])),
+            }
+        )
+    return {"lists": len(texts), "rows": rows}
+
+
+def repeated_artists(classifier: EmotionClassifier, catalog: Catalog, reference: Path) -> dict[str, Any]:
+    """Lists of 5 that repeat an artist, plain and diverse (the defaults), in both modes, for the
+    reference texts, the mixed-feeling reference texts (where present) and the sample texts."""
+    texts = _texts(reference)
+    mixed = reference.with_name(REFERENCE_MIXED.name)
+    if mixed.is_file():
+        texts += [text for _, text in read_tsv(mixed, ("label", "text"))]
+    probs = classifier.predict(texts)
+    out: dict[str, Any] = {"texts": len(texts)}
+    for mode in ("distribution", "dominant"):
+        plain = [
+            recommend(catalog, p, limit=5, mode=mode, mmr_lambda=1.0, artist_spread=False) for p in probs
+        ]
+        diverse = [recommend(catalog, p, limit=5, mode=mode) for p in probs]
+        out[mode] = {"plain": sum(map(_repeats, plain)), "diverse": sum(map(_repeats, diverse))}
+    return out
+
+
+def _rows(catalog: Catalog, matches: list) -> list[int]:
+    return [catalog.index_of(m.song.song_id) for m in matches]
+
+
+def _repeats(matches: list) -> bool:
+    return len({m.song.artist for m in matches}) < len(matches)
+
+
+def metric_comparison(
+    classifier: EmotionClassifier, catalog: Catalog, reference: Path, intent: Path
+) -> list[dict[str, Any]]:
+    """Cosine against 1 - Jensen-Shannon: how often a top-5 song's scored and meant emotion is the
+    text's gold label, and how much the two lists overlap."""
+    rows = read_tsv(reference, ("label", "text"))
+    meant = dict(read_tsv(intent, ("song_id", "intended_dominant")))
+    probs = classifier.predict([text for _, text in rows])
+    lists = {name: [recommend(catalog, p, limit=5, metric=name) for p in probs] for name in sorted(METRICS)}
+    out = []
+    for name, per_text in lists.items():
+        songs = [(gold, m) for (gold, _), ms in zip(rows, per_text, strict=True) for m in ms]
+        out.append(
+            {
+                "metric": name,
+                "songs_scored_as_gold": round(
+                    sum(m.song.dominant == gold for gold, m in songs) / len(songs), 4
+                ),
+                "songs_meant_as_gold": round(
+                    sum(meant.get(m.song.song_id) == gold for gold, m in songs) / len(songs), 4
+                ),
+                "overlap_with_cosine": round(
+                    float(
+                        np.mean(
+                            [
+                                len({m.song.song_id for m in a} & {m.song.song_id for m in b}) / 5
+                                for a, b in zip(per_text, lists["cosine"], strict=True)
+                            ]
+                        )
+                    ),
+                    4,
+                ),
+            }
+        )
+    return out
+
+
+def journey_figures(classifier: EmotionClassifier, catalog: Catalog, reference: Path) -> dict[str, Any]:
+    """Every reference and sample text toward every emotion, both metrics: the journey goals."""
+    texts = _texts(reference)
+    probs = classifier.predict(texts)
+    out: dict[str, Any] = {}
+    for name in sorted(METRICS):
+        kept = total = strict = stays = unreachable = short = 0
+        ratios, largest = [], []
+        for p in probs:
+            best = recommend(catalog, p, limit=1, metric=name, mmr_lambda=1.0, artist_spread=False)[0]
+            for label in LABELS:
+                journey = plan_journey(catalog, p, target_distribution(label), length=6, metric=name)
+                ratios.append(journey.steps[0].similarity / best.similarity)
+                largest.append(journey.largest_step)
+                unreachable += not journey.reachable
+                short += len(journey.steps) < 6
+                if journey.stay:
+                    stays += 1
+                    continue
+                flags = journey.progress_kept
+                kept, total = kept + sum(flags), total + len(flags)
+                d = [1 - s.target_similarity for s in journey.steps]
+                strict += sum(b <= a + 1e-9 for a, b in itertools.pairwise(d))
+        out[name] = {
+            "journeys": len(probs) * len(LABELS),
+            "stay": stays,
+            "unreachable": unreachable,
+            "shorter_than_asked": short,
+            "steps_checked": total,
+            "steps_kept_pct": round(100 * kept / max(total, 1), 2),
+            "steps_strictly_closer_pct": round(100 * strict / max(total, 1), 2),
+            "first_song_ratio_min": round(min(ratios), 4),
+            "first_song_ratio_mean": round(float(np.mean(ratios)), 4),
+            "largest_step_max": round(max(largest), 4),
+            "largest_step_p50": round(float(np.median(largest)), 4),
+        }
+    examples = []
+    for text, target in EXAMPLES:
+        p = classifier.predict([text])[0]
+        journey = plan_journey(catalog, p, target_distribution(target), length=6)
+        examples.append(
+            {
+                "text": text,
+                "from": LABELS[int(p.argmax())],
+                "target": target,
+                "reachable": journey.reachable,
+                "songs": [f"{s.song.title} — {s.song.artist} ({s.song.dominant})" for s in journey.steps],
+            }
+        )
+    out["examples"] = examples
+    return out
+
+
+def build_journey_report(bundle: Path, catalog: Path, intent: Path, reference: Path) -> dict[str, Any]:
+    """The figures of diverse lists, the two metrics and journeys on the demo catalog."""
+    classifier = EmotionClassifier.from_bundle(bundle)
+    songs = score_catalog(classifier, catalog).prepare(*METRICS.values())
+    return {
+        "model_version": classifier.model_version,
+        "diversity": diversity_sweep(classifier, songs, reference),
+        "repeated_artists": repeated_artists(classifier, songs, reference),
+        "metrics": metric_comparison(classifier, songs, reference, intent),
+        "journeys": journey_figures(classifier, songs, reference),
+    }
+
+
+def print_journey_report(report: dict[str, Any], console: Console) -> None:
+    """The journey report as rich tables."""
+    div = report["diversity"]
+    t = Table(
+        "MMR lambda",
+        "mean similarity",
+        "lost %",
+        "intra-list distance",
+        "gain %",
+        "distinct dominants",
+        "lists repeating an artist",
+        title=f"Lists of 5 for {div['lists']} texts (artist spread on; plain = no diversity)",
+    )
+    for r in div["rows"]:
+        t.add_row(
+            str(r["lambda"]),
+            f"{r['similarity']:.4f}",
+            str(r.get("similarity_lost_pct", "")),
+            f"{r['diversity']:.4f}",
+            str(r.get("diversity_gain_pct", "")),
+            str(round(r.get("distinct_dominants", 0), 2) or ""),
+            str(r["repeated_artist_lists"]),
+        )
+    console.print(t)
+    rep = report["repeated_artists"]
+    console.print(
+        f"lists of 5 repeating an artist, {rep['texts']} texts (reference, mixed reference, samples), "
+        "plain → diverse: "
+        + "; ".join(
+            f"{mode} {rep[mode]['plain']} → {rep[mode]['diverse']}" for mode in ("distribution", "dominant")
+        )
+    )
+    t = Table("metric", "top-5 songs scored as the gold label", "meant as it", "overlap with cosine")
+    for r in report["metrics"]:
+        t.add_row(
+            r["metric"],
+            str(r["songs_scored_as_gold"]),
+            str(r["songs_meant_as_gold"]),
+            str(r["overlap_with_cosine"]),
+        )
+    console.print(t)
+    j = report["journeys"]
+    t = Table(
+        "figure",
+        *[m for m in j if m != "examples"],
+        title="Journeys: every text toward every emotion, length 6",
+    )
+    metrics = [m for m in j if m != "examples"]
+    for key in j[metrics[0]]:
+        t.add_row(key, *[str(j[m][key]) for m in metrics])
+    console.print(t)
+    t = Table("text", "from → target", "songs (dominant)", title="Example journeys (cosine)")
+    for e in j["examples"]:
+        t.add_row(e["text"], f"{e['from']} → {e['target']}", " → ".join(e["songs"]))
+    console.print(t)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m model_export.demo_report", description=__doc__.split("\n")[0])
     p.add_argument("--bundle", type=Path, default=BUNDLE)
@@ -298,6 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-mixed", type=Path, default=REFERENCE_MIXED)
     p.add_argument("--top", type=int, default=2, help="songs per sample text (default 2)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument(
+        "--journeys", action="store_true", help="diverse lists (MMR lambda), the two metrics, journeys"
+    )
     return p
 
 
@@ -305,6 +551,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.top < 1:
         build_parser().error("--top must be at least 1")
+    if args.journeys:
+        report = build_journey_report(args.bundle, args.catalog, args.intent, args.reference)
+        if args.json:
+            print(json.dumps(report, ensure_ascii=False, indent=2))
+        else:
+            print_journey_report(report, Console(width=200))
+        return 0
     report = build_report(
         args.bundle, args.catalog, args.intent, args.reference, args.top, args.reference_mixed
     )

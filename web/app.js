@@ -18,10 +18,27 @@ const STRINGS = {
     help: "Ctrl+Enter(⌘+Enter)로 바로 보낼 수 있어요.",
     overLimit: (max) => `글이 ${max}자를 넘었어요.`,
     underLimit: (max) => `이제 ${max}자 이내예요.`,
+    kindLegend: "무엇을 할까요?",
+    kindRecommend: "지금 기분에 맞는 노래",
+    kindJourney: "기분 전환",
+    targetLegend: "어떤 기분이 되고 싶어요?",
     modeLegend: "추천 방식",
     modeDistribution: "감정 분포 전체로",
     modeDominant: "가장 큰 감정으로",
     submit: "노래 추천 받기",
+    submitJourney: "기분 전환 노래 받기",
+    journeyTitle: "기분이 바뀌어 가는 길",
+    journeySongsTitle: "이 순서로 들어 보세요",
+    stepLabel: (n, parts) => `${n}번째 노래: ${parts}`,
+    stepLead: (label) => label,
+    unreachable: (n) => `이 기분에 가까운 노래가 아직 없어서, 갈 수 있는 데까지 ${n}곡만 골랐어요.`,
+    stay: "지금 기분과 같은 기분을 골랐어요. 이 기분을 지켜 주는 노래예요.",
+    journeyDone: (n, target) => `${emotionName(target)} 쪽으로 가는 노래 ${n}곡을 골랐어요.`,
+    seen: (n) => `이번 방문에서 본 노래 ${n}곡은 다시 추천하지 않아요.`,
+    restart: "처음부터 다시",
+    restarted: "처음부터 다시 시작해요. 본 노래 목록을 비웠어요.",
+    tooFewLeft: "새로 들려줄 노래가 부족해요. ‘처음부터 다시’를 눌러 본 노래 목록을 비워 주세요.",
+    badTarget: "되고 싶은 기분을 다시 골라 주세요.",
     emotionTitle: "이 글의 감정",
     songsTitle: "어울리는 노래",
     empty: "조건에 맞는 노래를 찾지 못했어요. 추천 방식을 바꿔 보세요.",
@@ -72,10 +89,28 @@ const STRINGS = {
     help: "Press Ctrl+Enter (⌘+Enter) to send.",
     overLimit: (max) => `Your text is over ${max} characters.`,
     underLimit: (max) => `Your text is within ${max} characters again.`,
+    kindLegend: "What would you like?",
+    kindRecommend: "Songs for how I feel",
+    kindJourney: "Mood shift",
+    targetLegend: "How do you want to feel?",
     modeLegend: "Recommend by",
     modeDistribution: "the whole emotion mix",
     modeDominant: "the strongest emotion",
     submit: "Recommend songs",
+    submitJourney: "Plan my mood shift",
+    journeyTitle: "How your mood will move",
+    journeySongsTitle: "Listen in this order",
+    stepLabel: (n, parts) => `Song ${n}: ${parts}`,
+    stepLead: (label) => label,
+    unreachable: (n) =>
+      `No song is close to that feeling yet, so the path goes as far as it can: ${n === 1 ? "1 song" : `${n} songs`}.`,
+    stay: "That is how you feel already: these songs keep the mood.",
+    journeyDone: (n, target) => `Picked ${n === 1 ? "1 song" : `${n} songs`} toward ${emotionName(target)}.`,
+    seen: (n) => (n === 1 ? "1 song you saw in this visit will not be offered again." : `${n} songs you saw in this visit will not be offered again.`),
+    restart: "Start over",
+    restarted: "Starting over: the songs you saw may come again.",
+    tooFewLeft: "Not enough new songs are left. Press “Start over” to forget the songs you saw.",
+    badTarget: "Please pick the feeling you want again.",
     emotionTitle: "Emotions in your text",
     songsTitle: "Songs that fit",
     empty: "No song matched. Try the other recommendation mode.",
@@ -132,7 +167,14 @@ const state = {
   error: null,
   feedback: new Map(),
   overLimit: false,
+  kind: "recommend",
+  target: "joy",
+  // song_ids shown in this visit, oldest first: sent as exclude (the API takes at most 50)
+  shown: [],
+  notice: null,
 };
+const EXCLUDE_MAX = 50;
+const JOURNEY_LENGTH = 6;
 
 const $ = (id) => document.getElementById(id);
 const t = (key, ...args) => {
@@ -189,6 +231,7 @@ function describeFailure(response, body, context) {
   const info = (key, ...args) => ({ key, args, detail });
   switch (response.status) {
     case 400:
+      if ([...types].some((type) => typeof type === "string" && type.startsWith("target_"))) return info("badTarget");
       if (types.has("text_too_long")) return info("tooLong", MAX_CHARS);
       if (types.has("text_empty")) return info("needText");
       if (types.has("text_unicode")) return info("badText");
@@ -201,6 +244,7 @@ function describeFailure(response, body, context) {
       return info("unsupported");
     case 422:
       if (types.has("text_unreadable")) return info("notKorean");
+      if (types.has("too_few_songs")) return info("tooFewLeft");
       return info(context === "feedback" ? "songNotIn" : "badRequest");
     case 429:
       return info("tooMany");
@@ -361,15 +405,122 @@ function renderSongs(result) {
   });
 }
 
+/** The journey's path: one row per step, the song's seven emotions as one stacked bar. */
+function renderPath(journey) {
+  const path = $("path");
+  path.replaceChildren();
+  journey.steps.forEach((step, i) => {
+    const li = document.createElement("li");
+    li.dataset.step = String(i);
+    const number = document.createElement("span");
+    number.className = "step-no";
+    number.setAttribute("aria-hidden", "true");
+    number.textContent = String(i + 1);
+    const stack = document.createElement("span");
+    stack.className = "stack";
+    stack.setAttribute("role", "img");
+    const scores = step.song.scores || {};
+    const parts = topEmotions(scores, 3).map(([label, p]) => `${emotionName(label)} ${pct(p)}`).join(", ");
+    stack.setAttribute("aria-label", t("stepLabel", i + 1, parts));
+    for (const label of LABELS) {
+      const p = scores[label] || 0;
+      if (p <= 0) continue;
+      const seg = document.createElement("span");
+      seg.className = "seg";
+      seg.dataset.label = label;
+      seg.style.setProperty("--p", String(p));
+      seg.style.setProperty("--c", `var(--${label})`);
+      stack.append(seg);
+    }
+    const lead = document.createElement("span");
+    lead.className = "step-lead";
+    lead.setAttribute("aria-hidden", "true");
+    lead.textContent = emotionName(known(step.song.dominant));
+    li.append(number, stack, lead);
+    path.append(li);
+  });
+  const note = $("journey-note");
+  const text = !journey.reachable ? t("unreachable", journey.steps.length) : journey.stay ? t("stay") : "";
+  note.hidden = !text;
+  note.textContent = text;
+}
+
+function renderSeen() {
+  $("seen").hidden = state.shown.length === 0;
+  $("seen-text").textContent = t("seen", state.shown.length);
+}
+
+function renderKind() {
+  const journey = state.kind === "journey";
+  $("mode-set").hidden = journey;
+  $("target-set").hidden = !journey;
+  $("submit").textContent = t(journey ? "submitJourney" : "submit");
+  const targets = $("targets");
+  targets.replaceChildren();
+  for (const label of LABELS) {
+    const wrap = document.createElement("label");
+    wrap.className = "target";
+    wrap.style.setProperty("--tint", `var(--${label}-tint)`);
+    wrap.style.setProperty("--ink", `var(--${label}-ink)`);
+    const input = document.createElement("input");
+    input.type = "radio";
+    input.name = "target";
+    input.value = label;
+    input.checked = label === state.target;
+    input.addEventListener("change", () => {
+      state.target = label;
+    });
+    const name = document.createElement("span");
+    name.textContent = emotionName(label);
+    wrap.append(input, name);
+    targets.append(wrap);
+  }
+}
+
 function renderResults() {
   const results = $("results");
   results.hidden = !state.last;
   results.classList.toggle("stale", state.stale);
   $("stale").hidden = !state.stale;
+  renderSeen();
   if (!state.last) return;
+  const journey = state.last.journey;
+  $("journey").hidden = !journey;
+  $("songs-title").textContent = t(journey ? "journeySongsTitle" : "songsTitle");
   renderChart(state.last.emotion);
+  if (journey) renderPath(journey);
   renderSongs(state.last);
   $("model").textContent = t("model", state.last.model_version);
+}
+
+/** A journey's answer in the shape the song list draws (its id is a recommendation id). */
+function fromJourney(body) {
+  return {
+    recommendation_id: body.journey_id,
+    model_version: body.model_version,
+    emotion: body.emotion,
+    songs: body.steps.map((step) => ({ ...step.song, similarity: step.similarity })),
+    journey: body,
+  };
+}
+
+function remember(songs) {
+  const seen = new Set(state.shown);
+  for (const song of songs) if (!seen.has(song.song_id)) state.shown.push(song.song_id);
+  state.shown = state.shown.slice(-EXCLUDE_MAX);
+}
+
+function restart() {
+  state.shown = [];
+  state.last = null;
+  state.stale = false;
+  state.error = null;
+  state.feedback = new Map();
+  state.status = { key: "restarted" };
+  renderError();
+  renderStatus();
+  renderResults();
+  $("text").focus();
 }
 
 // ---------------------------------------------------------------- actions
@@ -383,17 +534,27 @@ async function submit() {
     return;
   }
   const mode = document.querySelector('input[name="mode"]:checked').value;
+  const exclude = [...state.shown];
   state.error = null;
   renderError();
   state.status = { key: "loading" };
   renderStatus();
   setBusy(true);
   try {
-    const result = await postJSON("/v1/recommendations", { text, mode, limit: 5 }, "recommend");
+    let result;
+    if (state.kind === "journey") {
+      const payload = { text, target: state.target, length: JOURNEY_LENGTH, exclude };
+      result = fromJourney(await postJSON("/v1/journeys", payload, "journey"));
+    } else {
+      result = await postJSON("/v1/recommendations", { text, mode, limit: 5, exclude }, "recommend");
+    }
     state.last = result;
     state.stale = false;
     state.feedback = new Map();
-    state.status = result.songs.length ? { key: "done", args: [result.songs.length] } : { key: "none" };
+    remember(result.songs);
+    if (!result.songs.length) state.status = { key: "none" };
+    else if (result.journey) state.status = { key: "journeyDone", args: [result.songs.length, state.target] };
+    else state.status = { key: "done", args: [result.songs.length] };
     renderResults();
     renderStatus();
     $("emotion-title").focus();
@@ -448,6 +609,7 @@ function applyLanguage(lang) {
   button.setAttribute("aria-label", t("langLabel"));
   button.lang = lang === "ko" ? "en" : "ko";
   $("counter-live").textContent = "";
+  renderKind();
   renderStatus();
   renderError();
   renderResults();
@@ -473,6 +635,15 @@ function init() {
     }
   });
   $("lang").addEventListener("click", () => applyLanguage(state.lang === "ko" ? "en" : "ko"));
+  for (const radio of document.querySelectorAll('input[name="kind"]')) {
+    radio.addEventListener("change", () => {
+      state.kind = radio.value;
+      renderKind();
+    });
+  }
+  $("restart").addEventListener("click", restart);
+  state.kind = document.querySelector('input[name="kind"]:checked')?.value || "recommend";
+  renderKind();
   let saved = null;
   try {
     saved = localStorage.getItem("moodtune-lang");

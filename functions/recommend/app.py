@@ -25,6 +25,7 @@ from moodtune import __version__, service
 from moodtune.http.resolver import (
     ERROR_DOCS,
     MoodtuneResolver,
+    error_doc,
     json_response,
     log_json,
     log_message,
@@ -36,10 +37,13 @@ from moodtune.http.schemas import (
     EmotionRequest,
     EmotionResponse,
     HealthResponse,
+    JourneyRequest,
+    JourneyResponse,
     RecommendationRequest,
     RecommendationResponse,
     SongResponse,
 )
+from moodtune.labels import LABELS
 
 logger = Logger(
     service=os.getenv("POWERTOOLS_SERVICE_NAME", "moodtune"),
@@ -105,7 +109,13 @@ RECOMMENDATION_LINKS = {
 )
 def create_recommendation(body: RecommendationRequest):
     result = service.get_recommend_service().recommend(
-        body.text, limit=body.limit, mode=body.mode, exclude=body.exclude
+        body.text,
+        limit=body.limit,
+        mode=body.mode,
+        exclude=body.exclude,
+        metric=body.metric,
+        mmr_lambda=float(body.mmr_lambda),
+        artist_spread=body.artist_spread,
     )
     classification = result.classification
     metrics.add_dimension(name="model_version", value=classification.model_version)
@@ -132,6 +142,7 @@ def create_recommendation(body: RecommendationRequest):
             "recommendation_id": result.record.recommendation_id,
             "model_version": classification.model_version,
             "mode": body.mode,
+            "metric": body.metric,
             "emotion": {"dominant": classification.dominant, "scores": classification.scores_by_label},
             "songs": [
                 {
@@ -140,6 +151,82 @@ def create_recommendation(body: RecommendationRequest):
                     "explanation": m.explanation.as_dict(),
                 }
                 for m in result.matches
+            ],
+        }
+    )
+    return json_response(201, answer, headers={"Server-Timing": _server_timing(result.timings_ms)})
+
+
+_JOURNEY_RESPONSES = route_responses(
+    201,
+    "The journey, stored as a recommendation so that feedback can refer to its songs",
+    JourneyResponse,
+    400,
+    413,
+    415,
+    422,
+    503,
+)
+_JOURNEY_RESPONSES[422] = error_doc(
+    "The request is well formed but cannot be served: too few songs left for the length "
+    "(errors[].loc names length or exclude)"
+)
+
+
+@app.post(
+    "/v1/journeys",
+    summary="Songs from the mood of a text, step by step, toward the mood you want (the iso principle)",
+    status_code=201,
+    responses=_JOURNEY_RESPONSES,
+)
+def create_journey(body: JourneyRequest):
+    result = service.get_recommend_service().journey(
+        body.text,
+        body.target_value,
+        length=body.length,
+        exclude=body.exclude,
+        metric=body.metric,
+        target_field="target" if body.target is not None else "target_scores",
+    )
+    classification, journey = result.classification, result.journey
+    metrics.add_dimension(name="model_version", value=classification.model_version)
+    metrics.add_metric(name="Journeys", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name="ClassifierLatency",
+        unit=MetricUnit.Milliseconds,
+        value=classification.tokenize_ms + classification.inference_ms,
+    )
+    logger.info(
+        "journey made",
+        extra={
+            "recommendation_id": result.record.recommendation_id,
+            "kind": "journey",
+            "dominant": classification.dominant,
+            "steps": len(journey.steps),
+            "reachable": journey.reachable,
+            "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
+        },
+    )
+    answer = JourneyResponse.model_validate(
+        {
+            "journey_id": result.record.recommendation_id,
+            "model_version": classification.model_version,
+            "metric": journey.metric,
+            "emotion": {"dominant": classification.dominant, "scores": classification.scores_by_label},
+            "target": {"scores": dict(zip(LABELS, journey.target, strict=True))},
+            "reachable": journey.reachable,
+            "stay": journey.stay,
+            "tolerance": journey.tolerance,
+            "largest_step": journey.largest_step,
+            "steps": [
+                {
+                    "step": i,
+                    "song": s.song.answer_fields,
+                    "waypoint": {"scores": dict(zip(LABELS, s.waypoint, strict=True))},
+                    "similarity": s.similarity,
+                    "target_similarity": s.target_similarity,
+                }
+                for i, s in enumerate(journey.steps)
             ],
         }
     )

@@ -355,7 +355,9 @@ def test_accessible_structure_and_keyboard_order(page):
     page.keyboard.press("Enter")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "text"
-    # then the two mode radios (one tab stop) and the button
+    # then the kind radios (recommend / mood shift), the two mode radios (one tab stop each) and the button
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.name") == "kind"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.name") == "mode"
     page.keyboard.press("Tab")
@@ -454,3 +456,195 @@ def test_readable_at_375px(open_page, artifacts):
     assert [name for name, _, _ in lines] == list(LABELS)
     assert all(count == 1 and fits for _, count, fits in lines), lines
     page.screenshot(path=str(artifacts / "mobile-375-en.png"), full_page=True)
+
+
+JOURNEYS = "**/v1/journeys"
+SAD = "헤어진 지 한 달인데 아직도 네 생각뿐이야 ㅠㅠ"
+JOURNEY_SELECTOR = (
+    TEXT_SELECTOR + ", .target, #journey-title, .journey-note, .step-no, .step-lead, #seen-text, .restart"
+)
+
+
+def _journey(page, text: str = SAD) -> dict[str, Any]:
+    page.fill("#text", text)
+    with page.expect_response(lambda r: r.url.endswith("/v1/journeys")) as response:
+        page.click("#submit")
+    assert response.value.status == 201, response.value.text()
+    page.wait_for_selector("#path li")
+    return response.value.json()
+
+
+def _choose_journey(page, target: str) -> None:
+    page.check('input[name="kind"][value="journey"]')
+    page.check(f'input[name="target"][value="{target}"]')
+
+
+def test_a_mood_shift_shows_the_path_and_the_songs_in_order_with_feedback(page, stack, artifacts):
+    _choose_journey(page, "joy")
+    assert page.locator("#mode-set").is_hidden() and page.locator("#target-set").is_visible()
+    assert page.locator("#submit").inner_text() == "기분 전환 노래 받기"
+    chips = page.locator("#targets label.target")
+    assert chips.all_text_contents() == [KOREAN[label] for label in LABELS]
+    with page.expect_request(lambda r: r.url.endswith("/v1/journeys")) as request:
+        answer = _journey(page)
+    sent = request.value.post_data_json
+    assert (sent["target"], sent["length"], sent["exclude"]) == ("joy", 6, [])
+    steps = answer["steps"]
+    assert page.locator("#path li").count() == len(steps) >= 3
+    labels = page.locator("#path .stack").evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
+    assert labels[0].startswith("1번째 노래: ")
+    ids = page.locator("#songs li.song").evaluate_all("els => els.map(e => e.dataset.songId)")
+    assert ids == [s["song"]["song_id"] for s in steps]  # the songs in journey order
+    assert page.locator("#journey-title").is_visible()
+    assert "쪽으로 가는 노래" in page.locator("#status").inner_text()
+    page.screenshot(path=str(artifacts / "journey.png"), full_page=True)
+
+    last = page.locator("#songs li.song").last
+    last.locator('button.fb[data-satisfied="true"]').click()
+    _wait_feedback_status(page, len(steps) - 1)
+    assert "기록" in last.locator(".fb-status").inner_text()
+    item = stack.feedback_item(answer["journey_id"])  # journey_id is a recommendation record
+    assert item["kind"] == "journey" and item["feedback"][steps[-1]["song"]["song_id"]]["satisfied"] is True
+
+    page.click("#lang")
+    assert page.locator("#submit").inner_text() == "Plan my mood shift"
+    assert page.locator("#targets label.target").all_text_contents() == list(LABELS)
+    assert page.locator("#songs-title").inner_text() == "Listen in this order"
+    assert "toward joy" in page.locator("#status").inner_text()
+
+
+def test_songs_shown_in_this_visit_are_excluded_until_starting_over(page):
+    first = _recommend(page)
+    shown = [s["song_id"] for s in first["songs"]]
+    assert page.locator("#seen").is_visible()
+    assert f"{len(shown)}곡" in page.locator("#seen-text").inner_text()
+    with page.expect_request(lambda r: r.url.endswith("/v1/recommendations")) as request:
+        second = _recommend(page)
+    assert request.value.post_data_json["exclude"] == shown
+    assert not set(shown) & {s["song_id"] for s in second["songs"]}  # the same feeling, new songs
+    _choose_journey(page, "neutral")
+    with page.expect_request(lambda r: r.url.endswith("/v1/journeys")) as request:
+        _journey(page)
+    assert len(request.value.post_data_json["exclude"]) == 10
+
+    page.click("#restart")
+    assert page.locator("#seen").is_hidden() and page.locator("#results").is_hidden()
+    assert "처음부터" in page.locator("#status").inner_text()
+    assert page.evaluate("document.activeElement.id") == "text"
+    with page.expect_request(lambda r: r.url.endswith("/v1/journeys")) as request:
+        _journey(page)
+    assert request.value.post_data_json["exclude"] == []
+
+
+def test_a_mood_shift_by_keyboard_only(page):
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # the skip link
+    page.keyboard.press("Tab")
+    page.keyboard.type(SAD)
+    page.keyboard.press("Tab")  # the kind radios: the arrow key picks "mood shift"
+    assert page.evaluate("document.activeElement.name") == "kind"
+    page.keyboard.press("ArrowRight")
+    assert page.locator("#target-set").is_visible()
+    page.keyboard.press("Tab")  # the target radios, one tab stop; arrows move between feelings
+    assert page.evaluate("document.activeElement.name") == "target"
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.value") == "sadness"
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.value") == "anger"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "submit"
+    with page.expect_request(lambda r: r.url.endswith("/v1/journeys")) as request:
+        page.keyboard.press("Enter")
+    assert request.value.post_data_json["target"] == "anger"
+    page.wait_for_selector("#path li")
+    assert page.evaluate("document.activeElement.id") == "emotion-title"
+    # every 👍/👎 is reachable by Tab
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('fb')"):
+            break
+    assert page.evaluate("document.activeElement.classList.contains('fb')")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "korean"),
+    [
+        (
+            422,
+            {
+                "message": "exclude: too few",
+                "errors": [{"loc": ["body", "exclude"], "type": "too_few_songs", "msg": "x"}],
+            },
+            "새로 들려줄 노래가 부족해요",
+        ),
+        (
+            422,
+            {
+                "message": "moodtune reads Korean text",
+                "errors": [{"loc": ["body", "text"], "type": "text_unreadable", "msg": "x"}],
+            },
+            "moodtune은 한국어 글을 읽어요",
+        ),
+        (
+            400,
+            {
+                "message": "target",
+                "errors": [{"loc": ["body", "target"], "type": "target_label", "msg": "x"}],
+            },
+            "되고 싶은 기분을 다시 골라 주세요",
+        ),
+        (503, {"message": "busy"}, "서버가 잠시 바빠요"),
+    ],
+)
+def test_journey_errors_are_told_kindly(page, status, body, korean):
+    page.route(JOURNEYS, _fulfil(status, body))
+    _choose_journey(page, "joy")
+    page.fill("#text", SAD)
+    page.click("#submit")
+    page.locator("#error").wait_for(state="visible")
+    assert korean in page.locator("#error-text").inner_text()
+
+
+def test_an_unreachable_target_and_a_stay_are_said(page):
+    def rewrite(reachable: bool, stay: bool):
+        def handler(route):
+            answer = route.fetch()
+            data = answer.json()
+            data["reachable"], data["stay"] = reachable, stay
+            data["steps"] = data["steps"][:3]
+            route.fulfill(response=answer, json=data)
+
+        return handler
+
+    page.route(JOURNEYS, rewrite(False, False))
+    _choose_journey(page, "fear")
+    _journey(page)
+    assert "갈 수 있는 데까지 3곡" in page.locator("#journey-note").inner_text()
+    page.unroute(JOURNEYS)
+    page.route(JOURNEYS, rewrite(True, True))
+    page.click("#restart")
+    _journey(page)
+    assert "이 기분을 지켜 주는 노래" in page.locator("#journey-note").inner_text()
+
+
+def test_journey_text_is_readable_and_fits_at_375px(open_page, artifacts):
+    page = open_page(width=375, height=812, device_scale_factor=2)
+    _choose_journey(page, "joy")
+    _journey(page)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0
+    boxes = page.locator(
+        "#path li, #path .stack, #targets label.target, #songs li.song, .song .fb, #restart"
+    ).evaluate_all(
+        "els => els.map(e => { const r = e.getBoundingClientRect();"
+        " return { cls: e.className || e.tagName, left: r.left, right: r.right, width: r.width }; })"
+    )
+    outside = [b for b in boxes if b["left"] < 0 or b["right"] > 375 or b["width"] <= 0]
+    assert not outside, outside
+    measured = page.evaluate(CONTRAST_JS, JOURNEY_SELECTOR)
+    low = [m for m in measured if m["ratio"] < 4.5]
+    assert not low, json.dumps(low, ensure_ascii=False)
+    page.screenshot(path=str(artifacts / "journey-375.png"), full_page=True)
+    page.click("#lang")
+    page.screenshot(path=str(artifacts / "journey-375-en.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0

@@ -45,6 +45,8 @@ EXPECTED = {
     "recommend/recommendations-dominant.json": 201,
     "recommend/recommendations-base64.json": 201,
     "recommend/recommendations-invalid.json": 400,
+    "recommend/journeys.json": 201,
+    "recommend/journeys-invalid.json": 400,
     "recommend/emotions.json": 200,
     "recommend/song.json": 200,
     "recommend/song-missing.json": 404,

@@ -22,7 +22,7 @@ import pytest
 from infra.local.aws import MotoProcess, create_tables, start_moto_process
 from moodtune import service
 from moodtune.feedback.records import RecommendationStore
-from moodtune.service import CATALOG_DYNAMODB_CONFIG, DYNAMODB_CONFIG
+from moodtune.service import DYNAMODB_CONFIG, SNAPSHOT_S3_CONFIG
 
 pytestmark = pytest.mark.integration
 
@@ -186,14 +186,27 @@ def test_the_aws_endpoint_killed_and_restarted_mid_run_is_503_then_recovers_with
 def test_a_catalog_that_cannot_be_read_at_cold_start_is_503_until_it_can(
     handlers, invoke, local_aws, scored_catalog, monkeypatch, moto_process
 ) -> None:
+    """The catalog comes from its S3 snapshot: with the endpoint down at init the function still
+    starts, answers 503 with Retry-After, and serves once the snapshot can be read again."""
     from moodtune.catalog import write_songs
+    from moodtune.catalog.objects import S3Objects
+    from moodtune.catalog.publish import publish_catalog
 
     server: MotoProcess = moto_process["server"]
-    server.process.kill()  # SongsTable's endpoint is down when the function starts
+    server.process.kill()  # the snapshot's endpoint is down when the function starts
     server.process.wait()
-    monkeypatch.setattr(
-        service, "catalog_dynamodb", lambda: _resource(server.endpoint_url, CATALOG_DYNAMODB_CONFIG)
-    )
+
+    def s3(endpoint_url: str) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=SNAPSHOT_S3_CONFIG,
+        )
+
+    monkeypatch.setattr(service, "snapshot_s3", lambda: s3(server.endpoint_url))
     cold = service.get_recommend_service.__wrapped__()  # a new service, as a cold start builds it
     monkeypatch.setattr(service, "get_recommend_service", lambda: cold)
     service.warm_recommend()  # init goes on without a catalog: no exception, the function starts
@@ -206,9 +219,13 @@ def test_a_catalog_that_cannot_be_read_at_cold_start_is_503_until_it_can(
     restarted = start_moto_process(port=server.port)
     moto_process["server"] = restarted
     _tables(restarted.endpoint_url, local_aws)
-    write_songs(
-        _resource(restarted.endpoint_url).Table(local_aws.songs_table), cold.model_version, scored_catalog
+    table = _resource(restarted.endpoint_url).Table(local_aws.songs_table)
+    write_songs(table, cold.model_version, scored_catalog)
+    client = s3(restarted.endpoint_url)
+    client.create_bucket(
+        Bucket=local_aws.snapshot_bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
     )
+    assert publish_catalog(table, S3Objects(client, local_aws.snapshot_bucket), cold.model_version).published
     health = invoke(handlers.recommend, "GET", "/v1/health")
     assert health.status == 200 and health.body["catalog_size"] == len(scored_catalog)
     made = invoke(handlers.recommend, "POST", "/v1/recommendations", {"text": "오늘 너무 행복해"})

@@ -23,7 +23,10 @@ def _feedback_items(local_aws) -> dict[str, dict]:
 
 def test_recommendation_is_answered_and_stored(handlers, invoke, local_aws, scored_catalog) -> None:
     answer = invoke(
-        handlers.recommend, "POST", "/v1/recommendations", {"text": " 오늘  너무 슬퍼 ", "limit": 3}
+        handlers.recommend,
+        "POST",
+        "/v1/recommendations",
+        {"text": " 오늘  너무 슬퍼 ", "limit": 3, "mmr_lambda": 1, "artist_spread": False},
     )
     assert answer.status == 201
     body = answer.body
@@ -54,14 +57,17 @@ def test_recommendation_is_answered_and_stored(handlers, invoke, local_aws, scor
 
 
 def test_every_song_is_ranked_and_exclude_is_respected(handlers, invoke, scored_catalog) -> None:
-    everything = invoke(handlers.recommend, "POST", "/v1/recommendations", {"text": "기분 좋아", "limit": 20})
+    plain = {"mmr_lambda": 1, "artist_spread": False}
+    everything = invoke(
+        handlers.recommend, "POST", "/v1/recommendations", {"text": "기분 좋아", "limit": 20, **plain}
+    )
     ranked = [s["song_id"] for s in everything.body["songs"]]
     assert sorted(ranked) == sorted(s.song_id for s in scored_catalog)
     answer = invoke(
         handlers.recommend,
         "POST",
         "/v1/recommendations",
-        {"text": "기분 좋아", "exclude": ranked[:2], "limit": 2},
+        {"text": "기분 좋아", "exclude": ranked[:2], "limit": 2, **plain},
     )
     assert [s["song_id"] for s in answer.body["songs"]] == ranked[2:4]
 
@@ -136,7 +142,7 @@ def test_the_catalog_is_prepared_for_the_metric_at_init(handlers, monkeypatch) -
     service.warm_recommend()
     catalog = fresh.catalogs._catalog
     assert catalog is not None and len(catalog) > 0
-    assert "cosine" in catalog._prepared  # before any request asked for it
+    assert {"cosine", "jensen_shannon"} <= set(catalog._prepared)  # before any request asked for it
 
 
 def test_openapi_documents_every_route_and_status(handlers, invoke) -> None:
@@ -150,6 +156,7 @@ def test_openapi_documents_every_route_and_status(handlers, invoke) -> None:
         "/v1/health",
         "/v1/openapi.json",
         "/v1/recommendations/{recommendation_id}/feedback",
+        "/v1/journeys",
     }
     created = paths["/v1/recommendations"]["post"]["responses"]["201"]["content"]["application/json"]
     assert created["schema"] == {"$ref": "#/components/schemas/RecommendationResponse"}
@@ -300,6 +307,32 @@ def test_the_openapi_statuses_are_exactly_what_the_handlers_answer(
             "GET",
             "/v1/openapi.json",
             None,
+            {},
+        ),
+    ]
+    journey = {"text": "오늘 좋았어", "target": "sadness", "length": 3}
+    scenarios += [
+        ("POST /v1/journeys", None, "recommend", "POST", "/v1/journeys", journey, {}),
+        ("POST /v1/journeys", None, "recommend", "POST", "/v1/journeys", {**journey, "target": "x"}, {}),
+        ("POST /v1/journeys", None, "recommend", "POST", "/v1/journeys", big, {}),
+        ("POST /v1/journeys", None, "recommend", "POST", "/v1/journeys", journey, plain),
+        ("POST /v1/journeys", None, "recommend", "POST", "/v1/journeys", {**journey, "length": 12}, {}),
+        (
+            "POST /v1/journeys",
+            (recommend_service, "store", store_on(unreachable)),
+            "recommend",
+            "POST",
+            "/v1/journeys",
+            journey,
+            {},
+        ),
+        (
+            "POST /v1/journeys",
+            (recommend_service, "store", store_on(missing)),
+            "recommend",
+            "POST",
+            "/v1/journeys",
+            journey,
             {},
         ),
     ]
@@ -600,7 +633,18 @@ def _random_value(rng: random.Random, depth: int = 0) -> object:
 def test_no_input_gets_a_5xx(handlers, invoke) -> None:
     """A seeded fuzz over bodies, encodings and content types for every POST route."""
     rng = random.Random(20261125)
-    fields = ["text", "limit", "mode", "exclude", "song_id", "satisfied", "extra"]
+    fields = [
+        "text",
+        "limit",
+        "mode",
+        "exclude",
+        "song_id",
+        "satisfied",
+        "extra",
+        "target",
+        "length",
+        "metric",
+    ]
     statuses = set()
     for _ in range(150):
         shape = rng.random()
@@ -618,6 +662,7 @@ def test_no_input_gets_a_5xx(handlers, invoke) -> None:
             [
                 (handlers.recommend, "/v1/recommendations"),
                 (handlers.recommend, "/v1/emotions"),
+                (handlers.recommend, "/v1/journeys"),
                 (handlers.feedback, "/v1/recommendations/abc/feedback"),
             ]
         )

@@ -61,3 +61,22 @@ def test_cli_prints_json(capsys):
 def test_cli_refuses_top_below_one():
     with pytest.raises(SystemExit):
         main(["--top", "0"])
+
+
+def test_the_journey_report_meets_the_issues_goals_on_the_demo_catalog():
+    from model_export.demo_report import build_journey_report
+
+    report = build_journey_report(
+        DEMO, DATA / "songs.jsonl", DATA / "song_intent.tsv", DATA / "reference.tsv"
+    )
+    rows = {r["lambda"]: r for r in report["diversity"]["rows"]}
+    assert rows["plain"]["similarity"] >= rows[0.6]["similarity"]  # MMR never adds similarity
+    assert all(r["repeated_artist_lists"] == 0 for k, r in rows.items() if k != "plain")
+    repeated = report["repeated_artists"]
+    assert repeated["distribution"]["diverse"] == repeated["dominant"]["diverse"] == 0
+    for metric in ("cosine", "jensen_shannon"):
+        figures = report["journeys"][metric]
+        assert figures["steps_kept_pct"] >= 95.0
+        assert figures["first_song_ratio_min"] >= 0.9
+    assert len(report["journeys"]["examples"]) == 3
+    assert {m["metric"] for m in report["metrics"]} == {"cosine", "jensen_shannon"}

@@ -77,3 +77,13 @@ def store_error(what: str, exc: Exception) -> StoreError:
     if is_transient(exc):
         return StoreUnavailable(f"{what} is unavailable ({code}); retry later")
     return StoreFailure(f"{what} refused the request ({code})", code)
+
+
+class UnprocessableRequest(ValueError):
+    """A well-formed request that cannot be served as asked (422), naming the field at fault: an
+    exclude list that leaves too few songs for a journey, say. Pure: no store is involved."""
+
+    def __init__(self, field: str, message: str, kind: str = "unprocessable") -> None:
+        super().__init__(message)
+        self.field = field
+        self.kind = kind

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from moodtune.catalog import Catalog, CatalogCache, ScoredSong
     from moodtune.emotion.classifier import EmotionClassifier
+    from moodtune.recommend.journeys import Journey
     from moodtune.recommend.ranking import Match, Mode
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,16 @@ class RecommendationResult:
     timings_ms: dict[str, float]
 
 
+@dataclass(frozen=True)
+class JourneyResult:
+    """A journey as planned and stored (a recommendation record of kind "journey"), with timings (ms)."""
+
+    record: RecommendationRecord
+    classification: Classification
+    journey: Journey
+    timings_ms: dict[str, float]
+
+
 def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
@@ -163,15 +174,35 @@ class RecommendService:
         )
 
     def recommend(
-        self, text: str, *, limit: int = 5, mode: Mode = "distribution", exclude: Iterable[str] = ()
+        self,
+        text: str,
+        *,
+        limit: int = 5,
+        mode: Mode = "distribution",
+        exclude: Iterable[str] = (),
+        metric: str | None = None,
+        mmr_lambda: float | None = None,
+        artist_spread: bool = True,
     ) -> RecommendationResult:
-        """Classify, rank the catalog, and write the recommendation record (one PutItem)."""
+        """Classify, rank the catalog (made diverse: artist spread, MMR), and write the recommendation
+        record (one PutItem). ``metric``/``mmr_lambda`` None: the defaults."""
+        from moodtune.recommend.diversity import DEFAULT_MMR_LAMBDA
         from moodtune.recommend.ranking import recommend
+        from moodtune.similarity import DEFAULT_METRIC
 
         catalog = self.catalog()
         classification = self.classify(text)
         start = time.perf_counter()
-        matches = recommend(catalog, classification.scores, limit=limit, mode=mode, exclude=exclude)
+        matches = recommend(
+            catalog,
+            classification.scores,
+            limit=limit,
+            mode=mode,
+            exclude=exclude,
+            metric=metric or DEFAULT_METRIC,
+            mmr_lambda=DEFAULT_MMR_LAMBDA if mmr_lambda is None else mmr_lambda,
+            artist_spread=artist_spread,
+        )
         similarity_ms = _ms_since(start)
         record = RecommendationRecord(
             recommendation_id=new_recommendation_id(),
@@ -182,6 +213,7 @@ class RecommendService:
             scores=classification.scores_by_label,
             songs=[RecommendedSongRecord(m.song.song_id, m.similarity, m.song.dominant) for m in matches],
             text=text,
+            metric=metric,
         )
         start = time.perf_counter()
         self.store.put(record)
@@ -194,6 +226,66 @@ class RecommendService:
                 "tokenize": classification.tokenize_ms,
                 "inference": classification.inference_ms,
                 "similarity": similarity_ms,
+                "write": write_ms,
+            },
+        )
+
+    def journey(
+        self,
+        text: str,
+        target: str | dict[str, float],
+        *,
+        length: int = 6,
+        exclude: Iterable[str] = (),
+        metric: str | None = None,
+        target_field: str = "target",
+    ) -> JourneyResult:
+        """Classify, plan a journey toward ``target`` (a label or {label: p}), and store it as a
+        recommendation record of kind "journey" (one PutItem). ``UnprocessableRequest`` when the
+        target is not a distribution or too few songs are left."""
+        from moodtune.recommend.journeys import plan_journey, target_distribution
+        from moodtune.similarity import DEFAULT_METRIC
+
+        goal = target_distribution(target, target_field)  # before the model runs: a bad target costs nothing
+        catalog = self.catalog()
+        classification = self.classify(text)
+        start = time.perf_counter()
+        journey = plan_journey(
+            catalog,
+            classification.scores,
+            goal,
+            length=length,
+            exclude=exclude,
+            metric=metric or DEFAULT_METRIC,
+        )
+        journey_ms = _ms_since(start)
+        record = RecommendationRecord(
+            recommendation_id=new_recommendation_id(),
+            created_at=self.clock(),
+            model_version=self.model_version,
+            mode="distribution",
+            dominant=classification.dominant,
+            scores=classification.scores_by_label,
+            songs=[
+                RecommendedSongRecord(s.song.song_id, s.similarity, s.song.dominant, step=i)
+                for i, s in enumerate(journey.steps)
+            ],
+            text=text,
+            kind="journey",
+            target=dict(zip(LABELS, journey.target, strict=True)),
+            metric=journey.metric,
+        )
+        start = time.perf_counter()
+        self.store.put(record)
+        write_ms = _ms_since(start)
+        return JourneyResult(
+            record=record,
+            classification=classification,
+            journey=journey,
+            timings_ms={
+                "tokenize": classification.tokenize_ms,
+                "inference": classification.inference_ms,
+                "journey": journey_ms,
                 "write": write_ms,
             },
         )
@@ -254,16 +346,16 @@ def get_recommend_service() -> RecommendService:
     """The recommend function's service: classifier, catalog cache of its model version (served from
     its S3 snapshot in SNAPSHOT_BUCKET), store."""
     from moodtune.catalog import CatalogCache, S3Objects, SnapshotSource
-    from moodtune.similarity import DEFAULT_METRIC, get_metric
+    from moodtune.similarity import METRICS
 
     settings = get_settings()
     classifier = get_classifier()
     source = SnapshotSource(S3Objects(snapshot_s3(), settings.snapshot_bucket), classifier.model_version)
-    metric = get_metric(DEFAULT_METRIC)
+    metrics = tuple(METRICS.values())
     catalogs = CatalogCache(
-        # Prepared for the metric as it loads (at init and on each new snapshot), not on a request;
-        # an unchanged snapshot is the same catalog, already prepared.
-        lambda: source().prepare(metric),
+        # Prepared for every metric a request may ask for as it loads (at init and on each new
+        # snapshot), not on a request; an unchanged snapshot is the same catalog, already prepared.
+        lambda: source().prepare(*metrics),
         ttl_seconds=settings.catalog_ttl_seconds,
         on_failure=count_catalog_failure,
     )

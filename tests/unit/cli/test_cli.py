@@ -178,4 +178,60 @@ def test_subcommands_are_registered_in_one_place() -> None:
     code = cli.main(["hello-test", "moodtune"], Console(file=out), commands=commands)
     assert (code, out.getvalue().strip()) == (7, "hello moodtune")
     assert "hello-test" not in cli.COMMANDS
-    assert {"classify", "recommend"} <= set(cli.COMMANDS)
+    assert {"classify", "recommend", "journey"} <= set(cli.COMMANDS)
+
+
+JOURNEY = {
+    "journey_id": "j-xyz",
+    "model_version": "demo-123456789abc",
+    "metric": "cosine",
+    "emotion": {"dominant": "sadness", "scores": {**dict.fromkeys(LABELS, 0.0), "sadness": 1.0}},
+    "target": {"scores": {**dict.fromkeys(LABELS, 0.0), "joy": 1.0}},
+    "reachable": False,
+    "stay": False,
+    "tolerance": 0.02,
+    "largest_step": 0.2,
+    "steps": [
+        {
+            "step": i,
+            "song": {
+                "song_id": f"s{i}",
+                "title": f"노래 {i}",
+                "artist": f"가수 {i}",
+                "dominant": d,
+                "scores": SCORES,
+            },
+            "waypoint": {"scores": SCORES},
+            "similarity": 0.95,
+            "target_similarity": 0.5 + i / 10,
+        }
+        for i, d in enumerate(["sadness", "neutral", "joy"])
+    ],
+}
+
+
+def test_journey_sends_the_request_and_prints_the_steps(api: tuple[str, StandIn]) -> None:
+    url, state = api
+    state.answer = (201, JOURNEY)
+    code, out = run(["journey", "비가 와서 우울해", "--target", "joy", "--length", "4", "--api-url", url])
+    assert code == 0
+    assert state.requests == [
+        (
+            "POST",
+            "/v1/journeys",
+            {"text": "비가 와서 우울해", "target": "joy", "length": 4, "metric": "cosine"},
+        )
+    ]
+    assert "노래 0" in out and "노래 2" in out and "j-xyz" in out and "중립 (neutral)" in out
+    assert "no song in the catalog is near joy" in out  # reachable false is said
+    code, out = run(["journey", "우울해", "--target", "joy", "--json", "--api-url", url])
+    assert code == 0 and json.loads(out) == JOURNEY
+
+
+@pytest.mark.parametrize("argv", [["--target", "happy"], ["--target", "joy", "--length", "2"], []])
+def test_journey_arguments_are_checked_before_any_request(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["journey", "좋아", *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--target" in err or "--length" in err

@@ -87,7 +87,9 @@ def test_an_item_gives_one_row_per_feedback_with_its_own_day() -> None:
         "satisfied",
         "mode",
         "model_version",
+        "kind",  # "recommendation" or "journey"; a journey's rows carry their "step" too
     ]
+    assert line["kind"] == "recommendation" and "step" not in line
     assert list(line["scores"]) == list(LABELS)  # label order whatever the item's order
     assert line["scores"]["joy"] == 0.61 and line["song_dominant"] == "surprise"
     assert (line["satisfied"], line["feedback_at"]) == (False, "2026-11-21T08:00:00.000Z")

@@ -38,6 +38,7 @@ EXPECTED = [
     ("dominant", "sadness", 7, 3, 0.1582, 0.7495),
     ("mode", "distribution", 10, 6, 0.3127, 0.8318),
     ("mode", "dominant", 2, 1, 0.0945, 0.9055),
+    ("kind", "recommendation", 12, 7, 0.3195, 0.8067),
 ]
 
 # (model_version, dominant, mode, satisfied) of the 12 feedback
@@ -151,3 +152,27 @@ def test_the_report_command(export_dir: Path, tmp_path: Path, capsys: pytest.Cap
 
     assert cli.main(["report", str(tmp_path / "nowhere")], Console(file=io.StringIO())) == 1
     assert "moodtune: error:" in capsys.readouterr().err
+
+
+def test_the_report_splits_by_kind() -> None:
+    from moodtune.feedback.report import satisfaction
+    from moodtune.feedback.rows import FeedbackRow
+
+    base = {
+        "created_at": "2026-11-20T10:00:00.000Z",
+        "feedback_at": "2026-11-20T10:01:00.000Z",
+        "scores": dict.fromkeys(LABELS, 1 / 7),
+        "dominant": "joy",
+        "song_dominant": "joy",
+        "mode": "distribution",
+        "model_version": "m-a",
+    }
+    rows = [
+        FeedbackRow(**base, recommendation_id="r1", song_id="s1", satisfied=True),
+        FeedbackRow(**base, recommendation_id="j1", song_id="s2", satisfied=True, kind="journey", step=0),
+        FeedbackRow(**base, recommendation_id="j1", song_id="s3", satisfied=False, kind="journey", step=5),
+    ]
+    kinds = {r.key: (r.n, r.satisfied) for r in satisfaction(rows) if r.group == "kind"}
+    assert kinds == {"recommendation": (1, 1), "journey": (2, 1)}
+    line = json.loads(rows[2].to_json())
+    assert (line["kind"], line["step"]) == ("journey", 5)

@@ -15,6 +15,7 @@ from moodtune.http.schemas import (
     EmotionRequest,
     FeedbackRequest,
     HealthResponse,
+    JourneyRequest,
     RecommendationRequest,
 )
 
@@ -46,6 +47,21 @@ def test_text_length_is_measured_as_sent_like_the_documents_max_length() -> None
 def test_the_trimmed_characters_are_every_character_normalize_text_drops() -> None:
     trimmed = {c for c in map(chr, range(sys.maxunicode + 1)) if normalize_text(c) == ""}
     assert trimmed == set(TRIMMED_CHARS)
+
+
+def _utf16(text: str) -> str:
+    """``text`` as ECMA-262 regexes see it: UTF-16 code units (an emoji above U+FFFF is two)."""
+    return "".join(chr(unit) for unit in memoryview(text.encode("utf-16-le")).cast("H"))
+
+
+def test_the_documents_pattern_admits_what_moodtune_reads_and_nothing_without_korean() -> None:
+    from moodtune.emotion.readable import EMOJI_FEELINGS
+
+    pattern = EmotionRequest.model_json_schema()["properties"]["text"]["pattern"]
+    for text in ["오늘 좋았어", "ㅋㅋ", "ㅠㅠ", *(e for e in EMOJI_FEELINGS if ord(e[0]) <= 0xFFFF)]:
+        assert re.search(pattern, _utf16(text)), text
+    for text in ["I am so happy", "1234567890", "今日は楽しかった", "https://example.com", "?!"]:
+        assert re.search(pattern, _utf16(text)) is None, text
 
 
 @pytest.mark.parametrize("text", [" ", "\x85", "\x1d", "\u200b\ufeff", " \u3000\n\u2060 ", "\x1c\u2028"])
@@ -80,7 +96,12 @@ def test_an_integral_limit_written_as_a_float_is_an_integer_as_json_schema_says(
         ({"text": "a", "exclude": [1]}, [(("exclude", 0), "string_type")]),
         ({"text": "a", "exclude": [""]}, [(("exclude", 0), "string_too_short")]),
         ({"text": "a", "exclude": ["s"] * (EXCLUDE_MAX + 1)}, [(("exclude",), "too_long")]),
-        ({"text": "a", "metric": "cosine"}, [(("metric",), "extra_forbidden")]),
+        ({"text": "a", "metric": "euclid"}, [(("metric",), "literal_error")]),
+        (
+            {"text": "a", "mmr_lambda": 1.5},
+            [(("mmr_lambda",), "less_than_equal")],
+        ),
+        ({"text": "a", "artist_spread": "no"}, [(("artist_spread",), "bool_type")]),
     ],
 )
 def test_recommendation_request_refuses(data: dict, expected: list) -> None:
@@ -151,4 +172,56 @@ def test_a_requests_repr_never_shows_the_users_text() -> None:
     request = RecommendationRequest.model_validate({"text": "아무도 모르는 비밀", "exclude": ["s1"]})
     for shown in (repr(request), str(request), f"{request}", repr([request])):
         assert "비밀" not in shown and "s1" not in shown
-        assert "RecommendationRequest(text, limit, mode, exclude)" in shown
+        assert "RecommendationRequest(text, limit, mode, exclude, metric, artist_spread, mmr_lambda)" in shown
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"text": "a"}, [((), "target_missing")]),
+        ({"text": "a", "target": "happy"}, [(("target",), "target_label")]),
+        ({"text": "a", "target": {"happy": 1.0}}, [(("target",), "target_label")]),
+        ({"text": "a", "target": {"joy": -0.5, "sadness": 1.5}}, [(("target",), "target_negative")]),
+        ({"text": "a", "target": {"joy": True}}, [(("target",), "target_probability")]),
+        ({"text": "a", "target": 3}, [(("target",), "target_type")]),
+        ({"text": "a", "target": "joy", "target_scores": {"joy": 1}}, [((), "target_twice")]),
+        ({"text": "a", "target": "joy", "length": 2}, [(("length",), "greater_than_equal")]),
+        ({"text": "a", "target": "joy", "length": 13}, [(("length",), "less_than_equal")]),
+        ({"text": "a", "target": "joy", "metric": "l2"}, [(("metric",), "literal_error")]),
+        ({"text": "a", "target": "joy", "limit": 3}, [(("limit",), "extra_forbidden")]),
+    ],
+)
+def test_journey_request_refuses(data: dict, expected: list) -> None:
+    assert _error_types(JourneyRequest, data) == expected
+
+
+def test_a_target_that_does_not_sum_to_one_is_left_to_the_planner() -> None:
+    """The document cannot say "sums to 1", so the schema takes it and the planner refuses it (422)."""
+    from moodtune.errors import UnprocessableRequest
+    from moodtune.recommend.journeys import target_distribution
+
+    request = JourneyRequest.model_validate({"text": "a", "target_scores": {"joy": 0.5}})
+    with pytest.raises(UnprocessableRequest, match=r"sum to 0\.5000") as info:
+        target_distribution(request.target_value, "target_scores")
+    assert (info.value.field, info.value.kind) == ("target_scores", "target_sum")
+
+
+def test_journey_request_takes_a_label_or_a_distribution() -> None:
+    assert JourneyRequest.model_validate({"text": "a", "target": "joy"}).target_value == "joy"
+    within = {"joy": 0.7, "neutral": 0.305}  # sums to 1.005: within the tolerance
+    assert JourneyRequest.model_validate({"text": "a", "target": within}).target_value == within
+    request = JourneyRequest.model_validate({"text": "a", "target_scores": {"fear": 1}})
+    assert request.target_value == {"fear": 1} and request.length == 6 and request.metric == "cosine"
+
+
+def test_the_schema_constants_mirror_the_numpy_side() -> None:
+    from moodtune.http import schemas
+    from moodtune.recommend import diversity, journeys
+
+    assert (schemas.JOURNEY_LENGTH_MIN, schemas.JOURNEY_LENGTH_MAX, schemas.JOURNEY_LENGTH_DEFAULT) == (
+        journeys.LENGTH_MIN,
+        journeys.LENGTH_MAX,
+        journeys.LENGTH_DEFAULT,
+    )
+    assert schemas.TARGET_SUM_TOLERANCE == journeys.SUM_TOLERANCE
+    assert schemas.DEFAULT_MMR_LAMBDA == diversity.DEFAULT_MMR_LAMBDA

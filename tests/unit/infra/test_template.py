@@ -27,6 +27,7 @@ FUNCTIONS = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless
 BLUEPRINT_ROUTES = {
     ("POST", "/v1/recommendations"): "RecommendFunction",
     ("POST", "/v1/recommendations/{id}/feedback"): "FeedbackFunction",
+    ("POST", "/v1/journeys"): "RecommendFunction",
     ("POST", "/v1/emotions"): "RecommendFunction",
     ("GET", "/v1/songs/{song_id}"): "RecommendFunction",
     ("GET", "/v1/health"): "RecommendFunction",

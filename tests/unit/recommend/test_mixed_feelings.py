@@ -48,8 +48,9 @@ def test_the_small_model_reads_both_feelings(classifier) -> None:
 def test_distribution_mode_reflects_both_feelings_and_dominant_mode_cannot(classifier) -> None:
     catalog = Catalog("toy", tuple(SONGS))
     scores = classifier.predict_one("행복 슬픔")
-    by_distribution = recommend(catalog, scores, limit=3, mode="distribution")
-    by_dominant = recommend(catalog, scores, limit=3, mode="dominant")
+    plain = {"mmr_lambda": 1.0, "artist_spread": False}  # the ranking itself, before diversity
+    by_distribution = recommend(catalog, scores, limit=3, mode="distribution", **plain)
+    by_dominant = recommend(catalog, scores, limit=3, mode="dominant", **plain)
     assert [m.song.song_id for m in by_distribution] == ["bit-0", "bit-1", "bit-2"]
     assert [m.song.song_id for m in by_distribution] != [m.song.song_id for m in by_dominant]
     top = LABELS[int(np.argmax(scores))]
@@ -60,5 +61,7 @@ def test_distribution_mode_reflects_both_feelings_and_dominant_mode_cannot(class
 
 def test_a_single_feeling_text_still_gets_its_own_songs(classifier) -> None:
     catalog = Catalog("toy", tuple(SONGS))
-    matches = recommend(catalog, classifier.predict_one("행복 행복"), limit=3)
+    matches = recommend(
+        catalog, classifier.predict_one("행복 행복"), limit=3, mmr_lambda=1.0, artist_spread=False
+    )
     assert {m.song.song_id for m in matches} == {"joy-0", "joy-1", "joy-2"}

@@ -22,6 +22,7 @@ SONGS = [
     ScoredSong("s-neu-1", "Tuesday", "C", _v(neutral=0.9, joy=0.1)),
 ]
 TEXT = np.array(_v(sadness=0.6, fear=0.3, neutral=0.1), np.float32)
+PLAIN = {"mmr_lambda": 1.0, "artist_spread": False}  # the plain ranking, without diversity
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_distribution_mode_ranks_the_whole_catalog_by_cosine(catalog: Catalog) -> None:
-    matches = recommend(catalog, TEXT, limit=len(SONGS))
+    matches = recommend(catalog, TEXT, limit=len(SONGS), **PLAIN)
     expected = sorted(SONGS, key=lambda s: -_cosine(TEXT, np.array(s.vector)))
     assert [m.song.song_id for m in matches] == [s.song_id for s in expected]
     assert [m.similarity for m in matches] == sorted((m.similarity for m in matches), reverse=True)
@@ -42,7 +43,7 @@ def test_distribution_mode_ranks_the_whole_catalog_by_cosine(catalog: Catalog) -
 
 
 def test_dominant_mode_keeps_only_songs_of_the_texts_top_emotion(catalog: Catalog) -> None:
-    matches = recommend(catalog, TEXT, limit=10, mode="dominant")
+    matches = recommend(catalog, TEXT, limit=10, mode="dominant", **PLAIN)
     assert [m.song.song_id for m in matches] == ["s-sad-1", "s-sad-2"]
     assert all(m.song.dominant == "sadness" for m in matches)
     # distribution mode reaches songs of other dominant emotions that dominant mode never offers
@@ -52,7 +53,7 @@ def test_dominant_mode_keeps_only_songs_of_the_texts_top_emotion(catalog: Catalo
 
 def test_limit_and_exclude(catalog: Catalog) -> None:
     assert len(recommend(catalog, TEXT, limit=2)) == 2
-    matches = recommend(catalog, TEXT, limit=3, exclude=["s-sad-1", "unknown-id"])
+    matches = recommend(catalog, TEXT, limit=3, exclude=["s-sad-1", "unknown-id"], **PLAIN)
     assert "s-sad-1" not in [m.song.song_id for m in matches]
     assert len(matches) == 3
     assert recommend(catalog, TEXT, limit=5, mode="dominant", exclude=["s-sad-1", "s-sad-2"]) == []
@@ -61,11 +62,11 @@ def test_limit_and_exclude(catalog: Catalog) -> None:
 def test_ties_go_to_the_lower_song_id_whatever_the_input_order() -> None:
     twins = [ScoredSong(f"t-{c}", c, "x", _v(joy=0.5, neutral=0.5)) for c in "dcbae"]
     catalog = Catalog(model_version="m1", songs=tuple(twins))
-    assert [m.song.song_id for m in recommend(catalog, TEXT, limit=3)] == ["t-a", "t-b", "t-c"]
+    assert [m.song.song_id for m in recommend(catalog, TEXT, limit=3, **PLAIN)] == ["t-a", "t-b", "t-c"]
 
 
 def test_jensen_shannon_is_pluggable(catalog: Catalog) -> None:
-    matches = recommend(catalog, TEXT, limit=len(SONGS), metric="jensen_shannon")
+    matches = recommend(catalog, TEXT, limit=len(SONGS), metric="jensen_shannon", **PLAIN)
     assert len(matches) == len(SONGS)
     assert all(0.0 <= m.similarity <= 1.0 for m in matches)
     with pytest.raises(ValueError, match="unknown similarity metric"):
@@ -97,3 +98,19 @@ def test_top_emotions_always_names_at_least_the_strongest() -> None:
     assert top_emotions(flat) == (("joy", 0.143), ("sadness", 0.143), ("anger", 0.143))
     assert top_emotions(flat, min_p=0.5) == (("joy", 0.143),)
     assert explain(np.array(_v(joy=1.0)), np.array(_v(anger=1.0))).shared == ()
+
+
+def test_the_default_list_spreads_artists_and_keeps_the_explanations(catalog: Catalog) -> None:
+    plain = recommend(catalog, TEXT, limit=3, **PLAIN)
+    diverse = recommend(catalog, TEXT, limit=3)
+    artists = [m.song.artist for m in diverse]
+    assert len(set(artists)) == 3  # A, B, C: three artists for three songs
+    assert diverse[0].song.song_id == plain[0].song.song_id  # the best song still leads
+    for match in diverse:  # explanations do not depend on the list
+        assert match.explanation == explain(TEXT, match.song.vector)
+
+
+def test_artists_repeat_only_when_the_catalog_cannot_fill_the_list(catalog: Catalog) -> None:
+    everything = recommend(catalog, TEXT, limit=len(SONGS))
+    assert len(everything) == len(SONGS)
+    assert len({m.song.artist for m in everything[:3]}) == 3  # 3 artists, so repeats only after 3

@@ -355,8 +355,24 @@ class Catalog:
             prepared = self._prepared[metric.name] = metric.prepare(self.matrix)
         return prepared
 
+    @cached_property
+    def artists(self) -> np.ndarray:
+        """One int32 code per row, the same for the same artist (first-appearance order), so the
+        diversity rules compare integers, not strings. Computed once per catalog, by ``prepare`` at
+        load time; the column's bytes are compared without decoding them."""
+        column = self.columns.artist
+        data, offsets = column.data.tobytes(), column.offsets.tolist()
+        codes: dict[bytes, int] = {}
+        return np.fromiter(
+            (codes.setdefault(data[offsets[i] : offsets[i + 1]], len(codes)) for i in range(len(column))),
+            dtype=np.int32,
+            count=len(column),
+        )
+
     def prepare(self, *metrics: Metric) -> Catalog:
-        """Compute the prepared matrix of each metric now (at load time, not on a request); returns self."""
+        """Compute the prepared matrix of each metric and the artist codes now (at load time, not on a
+        request); returns self."""
         for metric in metrics:
             self.prepared(metric)
+        _ = self.artists
         return self

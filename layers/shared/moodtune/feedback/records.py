@@ -46,11 +46,19 @@ class RecommendedSongRecord:
     song_id: str
     similarity: float
     dominant: str
+    step: int | None = None  # a journey's step (0 first); None in a plain recommendation
+
+
+KINDS = ("recommendation", "journey")
 
 
 @dataclass(frozen=True)
 class RecommendationRecord:
-    """One recommendation as it is stored (``text`` is dropped at write time unless STORE_TEXT)."""
+    """One recommendation as it is stored (``text`` is dropped at write time unless STORE_TEXT).
+
+    A journey is stored as a recommendation of ``kind`` "journey" whose songs carry their step and
+    whose ``target`` is the mood it heads for, so the feedback route and the export serve both.
+    """
 
     recommendation_id: str
     created_at: datetime
@@ -60,6 +68,9 @@ class RecommendationRecord:
     scores: Mapping[str, float]
     songs: Sequence[RecommendedSongRecord]
     text: str | None = field(default=None, repr=False)
+    kind: str = "recommendation"
+    target: Mapping[str, float] | None = None
+    metric: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,13 +114,16 @@ class RecommendationStore:
             "mode": record.mode,
             "dominant": record.dominant,
             "scores": {label: _decimal(record.scores[label]) for label in LABELS},
-            "songs": [
-                {"song_id": s.song_id, "similarity": _decimal(s.similarity), "dominant": s.dominant}
-                for s in record.songs
-            ],
+            "songs": [_song_item(s) for s in record.songs],
             "feedback": {},
             "expires_at": int((record.created_at + self.retention).timestamp()),
         }
+        if record.kind != "recommendation":  # items without it are recommendations (older items too)
+            item["kind"] = record.kind
+        if record.target is not None:
+            item["target"] = {label: _decimal(record.target[label]) for label in LABELS}
+        if record.metric is not None:
+            item["metric"] = record.metric
         if record.songs:  # a string set cannot be empty
             item["song_ids"] = {s.song_id for s in record.songs}
         if self.store_text and record.text is not None:
@@ -185,6 +199,17 @@ class RecommendationStore:
             extra={"error_code": error_code(exc), "table": self.table.name},
         )
         return error
+
+
+def _song_item(song: RecommendedSongRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "song_id": song.song_id,
+        "similarity": _decimal(song.similarity),
+        "dominant": song.dominant,
+    }
+    if song.step is not None:
+        item["step"] = song.step
+    return item
 
 
 def _expired(item: Mapping[str, Any], epoch: int) -> bool:

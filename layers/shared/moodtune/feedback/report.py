@@ -24,6 +24,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("model_version", "model version"),
     ("dominant", "dominant emotion"),
     ("mode", "mode"),
+    ("kind", "kind"),
 )
 
 
@@ -106,7 +107,8 @@ def _rates(
 
 
 def satisfaction(rows: Iterable[FeedbackRow]) -> list[Rate]:
-    """Rates overall, by model version, by the text's dominant emotion and by mode, counting each
+    """Rates overall, by model version, by the text's dominant emotion, by mode and by kind
+    (recommendation or journey), counting each
     (recommendation_id, song_id) once with its latest answer."""
     feedback = latest_feedback(rows)
     if not feedback:
@@ -116,6 +118,7 @@ def satisfaction(rows: Iterable[FeedbackRow]) -> list[Rate]:
         *_rates("model_version", feedback, lambda r: r.model_version, []),
         *_rates("dominant", feedback, lambda r: r.dominant, list(LABELS)),
         *_rates("mode", feedback, lambda r: r.mode, ["distribution", "dominant"]),
+        *_rates("kind", feedback, lambda r: r.kind, ["recommendation", "journey"]),
     ]
 
 

@@ -46,6 +46,8 @@ class FeedbackRow(BaseModel):
     satisfied: StrictBool
     mode: Literal["distribution", "dominant"]
     model_version: str
+    kind: Literal["recommendation", "journey"] = "recommendation"
+    step: int | None = Field(default=None, ge=0, description="a journey's step (0 first)")
 
     @field_validator("created_at", "feedback_at")
     @classmethod
@@ -125,9 +127,7 @@ def build_row(item: Mapping[str, Any], song_id: str, entry: Any) -> FeedbackRow:
     """The export row of one feedback entry of a FeedbackTable item; ``ValidationError`` if it has none."""
     entry = entry if isinstance(entry, Mapping) else {}
     songs = item.get("songs") if isinstance(item.get("songs"), list) else []
-    song_dominant = next(
-        (s.get("dominant") for s in songs if isinstance(s, Mapping) and s.get("song_id") == song_id), None
-    )
+    song = next((s for s in songs if isinstance(s, Mapping) and s.get("song_id") == song_id), {})
     raw = {
         "recommendation_id": item.get("recommendation_id"),
         "created_at": item.get("created_at"),
@@ -136,10 +136,12 @@ def build_row(item: Mapping[str, Any], song_id: str, entry: Any) -> FeedbackRow:
         "scores": item.get("scores"),
         "dominant": item.get("dominant"),
         "song_id": song_id,
-        "song_dominant": song_dominant,
+        "song_dominant": song.get("dominant"),
         "satisfied": entry.get("satisfied"),
         "mode": item.get("mode"),
         "model_version": item.get("model_version"),
+        "kind": item.get("kind"),
+        "step": song.get("step"),
     }
     return FeedbackRow.model_validate(_plain({k: v for k, v in raw.items() if v is not None}))
 

@@ -30,7 +30,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from pydantic import BaseModel
 
 from moodtune.emotion.readable import UnreadableText
-from moodtune.errors import StoreFailure, StoreUnavailable
+from moodtune.errors import StoreFailure, StoreUnavailable, UnprocessableRequest
 from moodtune.feedback.records import RecommendationNotFound, SongNotInRecommendation
 from moodtune.http.schemas import ErrorResponse
 
@@ -117,6 +117,11 @@ def log_message(message: Any) -> Any:
     if isinstance(message, str) and message[:1] in ("{", "["):
         return json.loads(message)
     return message
+
+
+def error_doc(description: str) -> dict[str, Any]:
+    """The OpenAPI description of an error answer (the API's one error shape)."""
+    return _error_doc(description)
 
 
 def _error_doc(description: str) -> dict[str, Any]:
@@ -324,6 +329,11 @@ def _register_error_handlers(app: MoodtuneResolver) -> None:
     def _song_not_in(exc: SongNotInRecommendation) -> Response:
         return error_response(422, str(exc))
 
+    @app.exception_handler(UnprocessableRequest)
+    def _unprocessable(exc: UnprocessableRequest) -> Response:
+        errors = [{"loc": ["body", exc.field], "type": exc.kind, "msg": str(exc)}]
+        return error_response(422, f"{exc.field}: {exc}", errors)
+
     @app.exception_handler(StoreUnavailable)
     def _unavailable(exc: StoreUnavailable) -> Response:
         return error_response(503, str(exc), headers={"Retry-After": str(exc.retry_after)})
@@ -359,6 +369,7 @@ __all__ = [
     "ERROR_DOCS",
     "MAX_BODY_BYTES",
     "MoodtuneResolver",
+    "error_doc",
     "error_response",
     "json_response",
     "log_json",

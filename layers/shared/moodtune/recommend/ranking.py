@@ -5,6 +5,9 @@ Two modes:
 - ``distribution``: every song competes; similarity of the full 7-emotion distributions.
 - ``dominant``: the original system's method; only songs whose dominant emotion equals the text's,
   ranked by cosine similarity.
+
+In both, the list is then made diverse (``moodtune.recommend.diversity``): no artist twice unless the
+catalog cannot fill the list, and MMR with ``mmr_lambda`` (1 = the plain ranking).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from moodtune.catalog.songs import Catalog, ScoredSong
 from moodtune.labels import LABEL_INDEX, LABELS, NUM_LABELS
+from moodtune.recommend.diversity import DEFAULT_MMR_LAMBDA, pool_size, rerank
 from moodtune.similarity import DEFAULT_METRIC, get_metric, top_k
 
 Mode = Literal["distribution", "dominant"]
@@ -93,12 +97,14 @@ def recommend(
     mode: Mode = "distribution",
     exclude: Iterable[str] = (),
     metric: str = DEFAULT_METRIC,
+    mmr_lambda: float = DEFAULT_MMR_LAMBDA,
+    artist_spread: bool = True,
 ) -> list[Match]:
-    """The ``limit`` songs most similar to ``text_scores`` (float [7], label order), best first.
+    """The ``limit`` songs most similar to ``text_scores`` (float [7], label order), made diverse.
 
     ``exclude`` song ids never appear (unknown ids are ignored). In ``dominant`` mode only songs
     whose dominant emotion is the text's compete, so fewer than ``limit`` may come back. Ties go to
-    the lower song_id.
+    the lower song_id. ``mmr_lambda=1, artist_spread=False`` is the plain ranking, best first.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -114,7 +120,22 @@ def recommend(
     if mode == "dominant":
         other = catalog.dominant != LABEL_INDEX[dominant_label(scores)]
         excluded = other if excluded is None else excluded | other
-    rows = top_k(similarities, limit, excluded)
+    if mmr_lambda >= 1.0 and not artist_spread:
+        rows = top_k(similarities, limit, excluded)
+    else:
+        available = len(catalog) - (int(np.count_nonzero(excluded)) if excluded is not None else 0)
+        pool = top_k(similarities, pool_size(limit, available), excluded)
+        picks = rerank(
+            pool,
+            similarities[pool],
+            catalog.matrix[pool],
+            catalog.artists[pool],
+            limit,
+            mmr_lambda=mmr_lambda,
+            artist_spread=artist_spread,
+            metric=similarity_metric,
+        )
+        rows = pool[picks]
     text_top = top_emotions(scores)
     return [
         Match(
