@@ -46,7 +46,7 @@ EXPECTED = {
     "recommend/recommendations-base64.json": 201,
     "recommend/recommendations-invalid.json": 400,
     "recommend/journeys.json": 201,
-    "recommend/journeys-invalid.json": 400,
+    "recommend/journeys-invalid.json": 422,  # a target summing to 0.7: target_sum
     "recommend/emotions.json": 200,
     "recommend/song.json": 200,
     "recommend/song-missing.json": 404,
