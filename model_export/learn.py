@@ -26,6 +26,7 @@ Pure numpy; torch only where ``model_export.loop`` fine-tunes.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +78,13 @@ def _scores(row: Mapping[str, Any]) -> np.ndarray | None:
 def song_evidence(rows: Iterable[Mapping[str, Any]]) -> dict[str, Evidence]:
     """Per song id, the evidence of the rows (latest answers; rows without scores are skipped)."""
     out: dict[str, Evidence] = {}
-    for row in rows:
+    # Summed in an order that depends on the rows' content only (never on random recommendation ids).
+    for row in sorted(
+        rows,
+        key=lambda r: json.dumps(
+            [r.get("song_id"), r.get("satisfied"), r.get("scores")], sort_keys=True, default=str
+        ),
+    ):
         vector = _scores(row)
         satisfied = row.get("satisfied")
         if vector is None or not isinstance(satisfied, bool) or not row.get("song_id"):

@@ -208,11 +208,17 @@ def simulate_users(
     desc: str,
 ) -> dict[str, int]:
     """``n`` users (drawn from the users file) ask and answer over HTTP; counts of what they said."""
-    counts = {"users": 0, "answers": 0, "likes": 0}
+    counts: dict[str, Any] = {
+        "users": 0,
+        "answers": 0,
+        "likes": 0,
+        "slot_answers": [0] * LIMIT,
+        "slot_likes": [0] * LIMIT,
+    }
     for _ in tqdm(range(n), desc=desc, disable=not progress, leave=False):
         user = truth.users[rng.randrange(len(truth.users))]
         answer = recommend(api, user.text)
-        for song in answer["songs"]:
+        for slot, song in enumerate(answer["songs"]):
             if rng.random() >= answer_rate:
                 continue
             like = truth.intent.get(song["song_id"]) in user.feelings
@@ -226,6 +232,8 @@ def simulate_users(
                 raise ModelExportError(f"POST …/feedback answered {status}")
             counts["answers"] += 1
             counts["likes"] += int(like)
+            counts["slot_answers"][slot] += 1
+            counts["slot_likes"][slot] += int(like)
         counts["users"] += 1
     return counts
 
@@ -258,8 +266,20 @@ def satisfaction(lists: Sequence[tuple[str, Sequence[str]]], intent: Mapping[str
     }
 
 
+def serve_exploring(share: float, seed: int) -> None:
+    """Set the served exploration share (EXPLORE_SHARE, EXPLORE_SEED) and start a fresh execution
+    environment, as a deploy of the setting would."""
+    from moodtune import service
+
+    os.environ["EXPLORE_SHARE"] = str(share)
+    os.environ["EXPLORE_SEED"] = str(seed)
+    service.reset()
+
+
 def measure_http(api: str, truth: Truth) -> dict[str, Any]:
-    """The eval texts through the served API (measured, never answered)."""
+    """The eval texts through the served API (measured, never answered), exploration off: the figure
+    is the model's and the catalog's, the exploration's cost is measured on the users' answers."""
+    serve_exploring(0.0, 0)
     lists = [(label, [s["song_id"] for s in recommend(api, text)["songs"]]) for label, text in truth.eval]
     return satisfaction(lists, truth.intent)
 
@@ -602,6 +622,7 @@ class LoopConfig:
 
     rounds: int = 3
     users_per_round: int = 150
+    explore: float = 0.2
     noise: float = 0.1
     answer_rate: float = 0.6
     seed: int = 0
@@ -657,92 +678,102 @@ def run_loop(cfg: LoopConfig, truth: Truth, out: Path, base: Path, progress: boo
             moto_port=_free_port(), api_port=_free_port(), model_dir=bundle.resolve(), catalog=CATALOG
         )
     )
-    saved_model_dir = os.environ.get("MODEL_DIR")
-    with stack:
-        table = __import__("boto3").resource("dynamodb").Table(stack.config.songs_table)
-        priors = stored_vectors(table, stack.model_version)
-        # Resume: serve what the last finished round served.
-        for record in rounds[1:]:
-            r = record["round"]
-            if (out / f"round-{r}" / "bundle" / "manifest.json").is_file():
-                checkpoint, bundle = out / f"round-{r}" / "checkpoint", out / f"round-{r}" / "bundle"
-                priors = ingest(table, bundle, progress)
-            if cfg.learn_mode in ("both", "vectors"):
+    saved = {k: os.environ.get(k) for k in ("MODEL_DIR", "EXPLORE_SHARE", "EXPLORE_SEED")}
+    try:
+        with stack:
+            table = __import__("boto3").resource("dynamodb").Table(stack.config.songs_table)
+            priors = stored_vectors(table, stack.model_version)
+            # Resume: serve what the last finished round served.
+            for record in rounds[1:]:
+                r = record["round"]
+                if (out / f"round-{r}" / "bundle" / "manifest.json").is_file():
+                    checkpoint, bundle = out / f"round-{r}" / "checkpoint", out / f"round-{r}" / "bundle"
+                    priors = ingest(table, bundle, progress)
+                if cfg.learn_mode in ("both", "vectors"):
+                    rows = all_rows(out, r)
+                    ev = learn.song_evidence(rows)
+                    apply_song_vectors(
+                        table,
+                        EmotionClassifier.from_bundle(bundle).model_version,
+                        priors,
+                        learn.posterior_vectors(priors, ev, cfg.learn),
+                        ev,
+                    )
+                switch(stack, bundle)
+            if not rounds:
+                http = measure_http(stack.api_url, truth)
+                rounds.append(
+                    _round_record(
+                        0,
+                        stack.model_version,
+                        0,
+                        0,
+                        http,
+                        as_meant(priors, truth.intent),
+                        _accuracy(bundle),
+                        models_demo=served_demo,
+                    )
+                )
+                _save(state_path, cfg, since, rounds)
+            for r in range(len(rounds), cfg.rounds + 1):
+                rdir = out / f"round-{r}"
+                rdir.mkdir(parents=True, exist_ok=True)
+                rng = random.Random(f"{cfg.seed}:{r}")
+                serve_exploring(cfg.explore, cfg.seed * 1000 + r)
+                counts = simulate_users(
+                    stack.api_url,
+                    truth,
+                    cfg.users_per_round,
+                    rng,
+                    cfg.noise,
+                    cfg.answer_rate,
+                    progress,
+                    f"round {r} users",
+                )
+                export_feedback(since, rdir / "feedback")
                 rows = all_rows(out, r)
-                ev = learn.song_evidence(rows)
-                apply_song_vectors(
-                    table,
-                    EmotionClassifier.from_bundle(bundle).model_version,
-                    priors,
-                    learn.posterior_vectors(priors, ev, cfg.learn),
-                    ev,
-                )
-            switch(stack, bundle)
-        if not rounds:
-            http = measure_http(stack.api_url, truth)
-            rounds.append(
-                _round_record(
-                    0,
-                    stack.model_version,
-                    0,
-                    0,
-                    http,
-                    as_meant(priors, truth.intent),
-                    _accuracy(bundle),
-                    models_demo=served_demo,
-                )
-            )
-            _save(state_path, cfg, since, rounds)
-        for r in range(len(rounds), cfg.rounds + 1):
-            rdir = out / f"round-{r}"
-            rdir.mkdir(parents=True, exist_ok=True)
-            rng = random.Random(f"{cfg.seed}:{r}")
-            counts = simulate_users(
-                stack.api_url,
-                truth,
-                cfg.users_per_round,
-                rng,
-                cfg.noise,
-                cfg.answer_rate,
-                progress,
-                f"round {r} users",
-            )
-            export_feedback(since, rdir / "feedback")
-            rows = all_rows(out, r)
-            evidence = learn.song_evidence(rows)
-            old_classifier = EmotionClassifier.from_bundle(bundle)
-            extra: dict[str, Any] = {"answers": counts["answers"], "likes": counts["likes"]}
-            if cfg.learn_mode in ("both", "retrain"):
-                checkpoint, bundle, info = retrain(
-                    checkpoint, bundle, rows, priors, rdir, cfg.learn, cfg.recipe, progress
-                )
-                old_posteriors = learn.posterior_vectors(priors, evidence, cfg.learn)
-                priors = ingest(table, bundle, progress)
-                extra["learned_from"] = info
-                extra["ablation"] = {
-                    "vectors_only_previous_bundle": measure_offline(old_classifier, old_posteriors, truth),
-                    "retrain_only": measure_offline(EmotionClassifier.from_bundle(bundle), priors, truth),
+                evidence = learn.song_evidence(rows)
+                old_classifier = EmotionClassifier.from_bundle(bundle)
+                extra: dict[str, Any] = {
+                    k: counts[k] for k in ("answers", "likes", "slot_answers", "slot_likes")
                 }
-            version = EmotionClassifier.from_bundle(bundle).model_version
-            served = dict(priors)
-            if cfg.learn_mode in ("both", "vectors"):
-                served = learn.posterior_vectors(priors, evidence, cfg.learn)
-                apply_song_vectors(table, version, priors, served, evidence)
-                extra["moved"] = learn.moved_songs(priors, served)
-            if cfg.learn_mode != "none":
-                got = switch(stack, bundle)
-                if got != version:
-                    raise ModelExportError(f"serving answers {got}, expected {version} after the switch")
-            http = measure_http(stack.api_url, truth)
-            meant = as_meant(stored_vectors(table, version), truth.intent)
-            rounds.append(
-                _round_record(r, version, counts["users"], len(rows), http, meant, _accuracy(bundle), **extra)
-            )
-            _save(state_path, cfg, since, rounds)
-    if saved_model_dir is None:
-        os.environ.pop("MODEL_DIR", None)
-    else:
-        os.environ["MODEL_DIR"] = saved_model_dir
+                if cfg.learn_mode in ("both", "retrain"):
+                    checkpoint, bundle, info = retrain(
+                        checkpoint, bundle, rows, priors, rdir, cfg.learn, cfg.recipe, progress
+                    )
+                    old_posteriors = learn.posterior_vectors(priors, evidence, cfg.learn)
+                    priors = ingest(table, bundle, progress)
+                    extra["learned_from"] = info
+                    extra["ablation"] = {
+                        "vectors_only_previous_bundle": measure_offline(
+                            old_classifier, old_posteriors, truth
+                        ),
+                        "retrain_only": measure_offline(EmotionClassifier.from_bundle(bundle), priors, truth),
+                    }
+                version = EmotionClassifier.from_bundle(bundle).model_version
+                served = dict(priors)
+                if cfg.learn_mode in ("both", "vectors"):
+                    served = learn.posterior_vectors(priors, evidence, cfg.learn)
+                    apply_song_vectors(table, version, priors, served, evidence)
+                    extra["moved"] = learn.moved_songs(priors, served)
+                if cfg.learn_mode != "none":
+                    got = switch(stack, bundle)
+                    if got != version:
+                        raise ModelExportError(f"serving answers {got}, expected {version} after the switch")
+                http = measure_http(stack.api_url, truth)
+                meant = as_meant(stored_vectors(table, version), truth.intent)
+                rounds.append(
+                    _round_record(
+                        r, version, counts["users"], len(rows), http, meant, _accuracy(bundle), **extra
+                    )
+                )
+                _save(state_path, cfg, since, rounds)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return {
         "rounds": rounds,
         "seconds": round(time.perf_counter() - started, 1),
@@ -868,6 +899,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=float, default=0.1, help="probability a user's answer is flipped")
     p.add_argument("--answer-rate", type=float, default=0.6, help="probability a listed song is answered")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--explore",
+        type=float,
+        default=0.2,
+        metavar="SHARE",
+        help="share of lists whose last (5th) slot is a song ranked below the list (0: off)",
+    )
     p.add_argument("--control", action="store_true", help="learning off (the same as --learn none)")
     p.add_argument(
         "--learn",

@@ -9,6 +9,7 @@ the recommend side first needs them, so the feedback function's layer ships none
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -114,8 +115,13 @@ class RecommendService:
         catalogs: CatalogCache,
         store: RecommendationStore,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        explore: float = 0.0,
+        explore_seed: int | None = None,
     ) -> None:
         self.classifier = classifier
+        # The exploration share (EXPLORE_SHARE) and its generator (EXPLORE_SEED: repeatable runs).
+        self.explore = explore
+        self.rng = random.Random(explore_seed)
         self.catalogs = catalogs
         self.store = store
         self.clock = clock
@@ -166,7 +172,15 @@ class RecommendService:
         catalog = self.catalog()
         classification = self.classify(text)
         start = time.perf_counter()
-        matches = recommend(catalog, classification.scores, limit=limit, mode=mode, exclude=exclude)
+        matches = recommend(
+            catalog,
+            classification.scores,
+            limit=limit,
+            mode=mode,
+            exclude=exclude,
+            explore=self.explore,
+            rng=self.rng,
+        )
         similarity_ms = _ms_since(start)
         record = RecommendationRecord(
             recommendation_id=new_recommendation_id(),
@@ -247,7 +261,13 @@ def get_recommend_service() -> RecommendService:
         lambda: load_catalog(songs_table, classifier.model_version).prepare(metric),
         ttl_seconds=settings.catalog_ttl_seconds,
     )
-    return RecommendService(classifier, catalogs, get_store())
+    return RecommendService(
+        classifier,
+        catalogs,
+        get_store(),
+        explore=settings.explore_share,
+        explore_seed=settings.explore_seed,
+    )
 
 
 def warm_recommend() -> None:

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     store_text: bool = True
     text_retention_days: int = Field(default=30, ge=1, le=3650)
     catalog_ttl_seconds: float = Field(default=300.0, ge=0)
+    # The share of recommendations whose last slot goes to a song ranked below the list (0: none),
+    # and the seed of that draw (unset: a fresh one per execution environment).
+    explore_share: float = Field(default=0.0, ge=0.0, le=0.5)
+    explore_seed: int | None = None
     ort_intra_op_threads: int = Field(default=0, ge=0, le=64)
     # The feedback export (moodtune.feedback.export): its bucket; how far back the first scheduled
     # run starts (records live TEXT_RETENTION_DAYS); how long after midnight UTC a day is complete.

@@ -9,6 +9,7 @@ Two modes:
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -93,12 +94,18 @@ def recommend(
     mode: Mode = "distribution",
     exclude: Iterable[str] = (),
     metric: str = DEFAULT_METRIC,
+    explore: float = 0.0,
+    rng: random.Random | None = None,
 ) -> list[Match]:
     """The ``limit`` songs most similar to ``text_scores`` (float [7], label order), best first.
 
     ``exclude`` song ids never appear (unknown ids are ignored). In ``dominant`` mode only songs
     whose dominant emotion is the text's compete, so fewer than ``limit`` may come back. Ties go to
     the lower song_id.
+
+    Exploration: with probability ``explore`` (drawn from ``rng``) and ``limit`` ≥ 2, the last slot
+    goes to a song drawn uniformly from those ranked below the list (same exclusions), so that
+    feedback reaches songs the model does not rank first (Jiang et al. 2019). 0 turns it off.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -115,6 +122,12 @@ def recommend(
         other = catalog.dominant != LABEL_INDEX[dominant_label(scores)]
         excluded = other if excluded is None else excluded | other
     rows = top_k(similarities, limit, excluded)
+    if explore > 0 and limit >= 2 and len(rows) == limit and (rng or random).random() < explore:
+        allowed = np.ones(len(catalog), dtype=bool) if excluded is None else ~excluded
+        allowed[np.asarray(rows)] = False
+        below = np.flatnonzero(allowed)
+        if len(below):
+            rows = [*rows[:-1], int(below[(rng or random).randrange(len(below))])]
     text_top = top_emotions(scores)
     return [
         Match(
