@@ -679,8 +679,11 @@ def run_loop(cfg: LoopConfig, truth: Truth, out: Path, base: Path, progress: boo
         )
     )
     saved = {k: os.environ.get(k) for k in ("MODEL_DIR", "EXPLORE_SHARE", "EXPLORE_SEED")}
+    from moodtune import service
+
+    service.reset()  # a fresh process's singletons, also when a loop ran before in this one
     try:
-        with stack:
+        with stack, _moto_reset_on_exit(stack):
             table = __import__("boto3").resource("dynamodb").Table(stack.config.songs_table)
             priors = stored_vectors(table, stack.model_version)
             # Resume: serve what the last finished round served.
@@ -781,6 +784,20 @@ def run_loop(cfg: LoopConfig, truth: Truth, out: Path, base: Path, progress: boo
         "models_demo": served_demo,
         "cpu": _cpu(),
     }
+
+
+@contextlib.contextmanager
+def _moto_reset_on_exit(stack: Any) -> Iterator[None]:
+    """Empty moto's state when the run ends: its threaded server keeps it per process, and a second
+    loop in the same process (a test) must start from empty tables and buckets."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(
+                urllib.request.Request(f"{stack.endpoint_url}/moto-api/reset", data=b"", method="POST"),
+                timeout=10,
+            ).close()
 
 
 def _jsonable(cfg: LoopConfig) -> dict[str, Any]:

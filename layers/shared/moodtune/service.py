@@ -283,5 +283,12 @@ def warm_recommend() -> None:
 
 def reset() -> None:
     """Forget every singleton and the settings (tests, or after changing the environment)."""
-    for cached in (get_settings, dynamodb, get_store, get_classifier, get_recommend_service):
+    for cached in (
+        get_settings,
+        dynamodb,
+        catalog_dynamodb,
+        get_store,
+        get_classifier,
+        get_recommend_service,
+    ):
         cached.cache_clear()

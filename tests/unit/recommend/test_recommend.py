@@ -97,3 +97,30 @@ def test_top_emotions_always_names_at_least_the_strongest() -> None:
     assert top_emotions(flat) == (("joy", 0.143), ("sadness", 0.143), ("anger", 0.143))
     assert top_emotions(flat, min_p=0.5) == (("joy", 0.143),)
     assert explain(np.array(_v(joy=1.0)), np.array(_v(anger=1.0))).shared == ()
+
+
+def test_exploration_gives_the_last_slot_to_a_song_below_the_list(catalog: Catalog) -> None:
+    import random
+
+    plain = [m.song.song_id for m in recommend(catalog, TEXT, limit=3)]
+    rng = random.Random(0)
+    for _ in range(20):
+        explored = [m.song.song_id for m in recommend(catalog, TEXT, limit=3, explore=1.0, rng=rng)]
+        assert explored[:2] == plain[:2]
+        assert explored[2] not in plain
+    assert [m.song.song_id for m in recommend(catalog, TEXT, limit=3, explore=0.0)] == plain
+
+
+def test_exploration_keeps_exclusions_and_needs_two_slots(catalog: Catalog) -> None:
+    import random
+
+    rng = random.Random(1)
+    everything_else = [s.song_id for s in SONGS if s.song_id not in ("s-sad-1", "s-fear-1", "s-neu-1")]
+    for _ in range(20):
+        ids = [
+            m.song.song_id
+            for m in recommend(catalog, TEXT, limit=2, exclude=everything_else, explore=1.0, rng=rng)
+        ]
+        assert set(ids) <= {"s-sad-1", "s-fear-1", "s-neu-1"}
+    one = recommend(catalog, TEXT, limit=1, explore=1.0, rng=rng)
+    assert [m.song.song_id for m in one] == [recommend(catalog, TEXT, limit=1)[0].song.song_id]
