@@ -176,16 +176,28 @@ def read_truth(users: Path, eval_path: Path | None, intent: Path, holdout: float
 # ---------------------------------------------------------------- HTTP (the simulated clients)
 
 
-def _call(url: str, payload: Mapping[str, Any] | None = None, timeout: float = 60) -> tuple[int, Any]:
+def _call(
+    url: str, payload: Mapping[str, Any] | None = None, timeout: float = 60, tries: int = 5
+) -> tuple[int, Any]:
+    """One JSON request; a 503 (the catalog still loading on a loaded machine) is retried, as a client
+    told to retry later would."""
     data = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
-    request = urllib.request.Request(
-        url, data=data, headers={"content-type": "application/json"}, method="GET" if data is None else "POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.status, json.loads(answer.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+    for attempt in range(tries):
+        request = urllib.request.Request(
+            url,
+            data=data,
+            headers={"content-type": "application/json"},
+            method="GET" if data is None else "POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                return answer.status, json.loads(answer.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, json.loads(exc.read() or b"null")
+            if status != 503 or attempt == tries - 1:
+                return status, body
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
 
 
 def recommend(api: str, text: str, limit: int = LIMIT) -> dict[str, Any]:
@@ -274,6 +286,7 @@ def serve_exploring(share: float, seed: int) -> None:
     os.environ["EXPLORE_SHARE"] = str(share)
     os.environ["EXPLORE_SEED"] = str(seed)
     service.reset()
+    service.warm_recommend()  # the init phase: model and catalog loaded before the first request
 
 
 def measure_http(api: str, truth: Truth) -> dict[str, Any]:
@@ -327,7 +340,7 @@ def _splits(seed: int) -> tuple[list[Example], list[Example], list[Example]]:
     return stratified_split(examples, 0.1, 0.1, seed=seed)
 
 
-def ensure_base(base: Path, quick: bool, progress: bool) -> tuple[Path, Path]:
+def ensure_base(base: Path, quick: bool, progress: bool, rebuild: bool = False) -> tuple[Path, Path]:
     """(fp32 checkpoint, its INT8 bundle) of round 0, built once with the demo recipe and cached.
 
     The full recipe is ``python -m model_export.demo``'s (so on the CPU the committed bundle was made
@@ -337,6 +350,8 @@ def ensure_base(base: Path, quick: bool, progress: bool) -> tuple[Path, Path]:
     from model_export.train import TrainConfig
 
     checkpoint, bundle = base / "checkpoint", base / "bundle"
+    if rebuild:
+        shutil.rmtree(base, ignore_errors=True)
     if (checkpoint / "config.json").is_file() and (bundle / "manifest.json").is_file():
         return checkpoint, bundle
     shutil.rmtree(base, ignore_errors=True)
@@ -565,6 +580,7 @@ def switch(stack: Any, bundle: Path) -> str:
             raise ModelExportError(f"the model switch's gate refused {bundle}: {printed.getvalue().strip()}")
     os.environ["MODEL_DIR"] = str(bundle)
     service.reset()  # a fresh execution environment: the new bundle and its catalog
+    service.warm_recommend()
     status, health = _call(f"{stack.api_url}/v1/health")
     if status != 200:
         raise ModelExportError(f"/v1/health answered {status} after the switch: {health}")
@@ -653,17 +669,17 @@ def _accuracy(bundle: Path) -> float | None:
     return manifest.get("metrics", {}).get("accuracy", {}).get("onnx_int8")
 
 
-def run_loop(cfg: LoopConfig, truth: Truth, out: Path, base: Path, progress: bool = True) -> dict[str, Any]:
+def run_loop(
+    cfg: LoopConfig, truth: Truth, out: Path, base: Path, progress: bool = True, rebuild_base: bool = False
+) -> dict[str, Any]:
     """Run (or resume) the rounds; returns what ``--json`` writes."""
     from infra.local.stack import LocalStack, StackConfig
     from moodtune.emotion.classifier import EmotionClassifier
 
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.learn_mode in ("both", "retrain") or cfg.recipe.quick or not SERVED.is_dir():
-        checkpoint, bundle = ensure_base(base, cfg.recipe.quick, progress)
-    else:  # nothing to fine-tune: round 0 is the bundle in models/demo itself
-        checkpoint, bundle = SERVED, SERVED
+    # Every arm starts from the same bundle: the one the cached round-0 checkpoint exports to.
+    checkpoint, bundle = ensure_base(base, cfg.recipe.quick, progress, rebuild_base)
     served_demo = (
         json.loads((SERVED / "manifest.json").read_text())["model_version"] if SERVED.is_dir() else None
     )
@@ -869,7 +885,13 @@ def print_table(result: Mapping[str, Any], console: Console, title: str) -> None
                 f"{r['eval_satisfaction']:.3f} / {r['songs_as_meant']}",
             )
         console.print(t)
-    console.print(f"{result['seconds']:.0f} s")
+    r0 = result["rounds"][0]["model_version"]
+    same = (
+        "the same bundle"
+        if r0 == result.get("models_demo")
+        else f"models/demo is {result.get('models_demo')}"
+    )
+    console.print(f"round 0 serves {r0} ({same}); {result['seconds']:.0f} s on {result['cpu']}")
 
 
 def plot(result: Mapping[str, Any], path: Path, title: str) -> Path:
@@ -941,6 +963,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="1 round, 12 users, a tiny model (the test suite)")
     p.add_argument("--out", type=Path, default=None, help=f"artefacts (default {OUT}[-control|-quick])")
     p.add_argument("--base", type=Path, default=None, help=f"round-0 checkpoint cache (default {BASE})")
+    p.add_argument(
+        "--rebuild-base",
+        action="store_true",
+        help="train the round-0 checkpoint again (after models/demo's recipe or data changed)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the rounds as JSON there")
     p.add_argument("--png", type=Path, default=None, help="the plot (default OUT/loop.png)")
     p.add_argument("--no-progress", action="store_true")
@@ -990,7 +1017,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     out = args.out or OUT.with_name(OUT.name + suffix)
     base = args.base or (BASE.with_name("base-quick") if args.quick else BASE)
-    result = run_loop(cfg, truth, out, base, progress=not args.no_progress)
+    result = run_loop(cfg, truth, out, base, progress=not args.no_progress, rebuild_base=args.rebuild_base)
     title = {
         "both": "learning",
         "none": "control",
