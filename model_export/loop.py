@@ -642,7 +642,7 @@ class LoopConfig:
     noise: float = 0.1
     answer_rate: float = 0.6
     seed: int = 0
-    learn_mode: str = "both"
+    learn_mode: str = "retrain"
     learn: learn.LearnConfig = field(default_factory=learn.LearnConfig)
     recipe: Recipe = field(default_factory=Recipe)
 
@@ -768,6 +768,11 @@ def run_loop(
                             old_classifier, old_posteriors, truth
                         ),
                         "retrain_only": measure_offline(EmotionClassifier.from_bundle(bundle), priors, truth),
+                        "retrain_and_vectors": measure_offline(
+                            EmotionClassifier.from_bundle(bundle),
+                            learn.posterior_vectors(priors, evidence, cfg.learn),
+                            truth,
+                        ),
                     }
                 version = EmotionClassifier.from_bundle(bundle).model_version
                 served = dict(priors)
@@ -872,15 +877,22 @@ def print_table(result: Mapping[str, Any], console: Console, title: str) -> None
     ablation = [r for r in result["rounds"] if "ablation" in r]
     if ablation:
         t = Table(title="ablation (offline, same serving code): eval top-5 / songs as meant")
-        for column in ("round", "vectors only (previous bundle)", "retrain only", "both (served)"):
+        keys = ("vectors_only_previous_bundle", "retrain_only", "retrain_and_vectors")
+        for column in (
+            "round",
+            "vectors only (previous bundle)",
+            "retrain only",
+            "retrain + vectors",
+            "served",
+        ):
             t.add_column(column)
         for r in ablation:
             a = r["ablation"]
             t.add_row(
                 str(r["round"]),
                 *(
-                    f"{a[k]['eval_satisfaction']:.3f} / {a[k]['songs_as_meant']}"
-                    for k in ("vectors_only_previous_bundle", "retrain_only")
+                    f"{a[k]['eval_satisfaction']:.3f} / {a[k]['songs_as_meant']}" if k in a else "-"
+                    for k in keys
                 ),
                 f"{r['eval_satisfaction']:.3f} / {r['songs_as_meant']}",
             )
@@ -949,8 +961,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--learn",
         choices=LEARN_MODES,
-        default="both",
-        help="what a round learns: song vectors, a fine-tuned model, both (default), none",
+        default="retrain",
+        help="what a round learns: a fine-tuned model (default: the ablation's choice, docs/retraining.md), "
+        "song vectors, both, none",
     )
     p.add_argument("--epochs-per-round", type=int, default=2)
     p.add_argument(
@@ -1013,16 +1026,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.users, None if args.holdout else args.eval, INTENT, args.holdout or 0.2, args.seed
     )
     suffix = ("-quick" if args.quick else "") + (
-        "" if mode == "both" else f"-{'control' if mode == 'none' else mode}"
+        "" if mode == "retrain" else f"-{'control' if mode == 'none' else mode}"
     )
     out = args.out or OUT.with_name(OUT.name + suffix)
     base = args.base or (BASE.with_name("base-quick") if args.quick else BASE)
     result = run_loop(cfg, truth, out, base, progress=not args.no_progress, rebuild_base=args.rebuild_base)
     title = {
-        "both": "learning",
+        "retrain": "learning: fine-tuned on feedback-labelled lyrics",
+        "both": "learning: fine-tuned + song vectors",
         "none": "control",
         "vectors": "song vectors only",
-        "retrain": "retrain only",
     }[mode]
     print_table(result, Console(), f"moodtune loop ({title})")
     png = plot(result, args.png or out / "loop.png", title)
