@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,8 @@ class LearnConfig:
     target_strength: float = 0.5  # the prior's weight in the fine-tuning targets
     min_answers: int = 2  # a song needs this many answers before its lyrics become examples
     max_weight: float = 1.0  # the most an example of feedback-labelled lyrics weighs
+    rule: str = "additive"  # or "bayes" (bayes_vector)
+    noise: float = 0.1  # the answer noise the bayes rule assumes
 
 
 @dataclass
@@ -57,9 +59,10 @@ class Evidence:
     dislikes: np.ndarray
     n_likes: int = 0
     n_dislikes: int = 0
+    answers: list[tuple[np.ndarray, bool]] = field(default_factory=list)
 
     @property
-    def answers(self) -> int:
+    def answers_count(self) -> int:
         return self.n_likes + self.n_dislikes
 
 
@@ -90,6 +93,7 @@ def song_evidence(rows: Iterable[Mapping[str, Any]]) -> dict[str, Evidence]:
         if vector is None or not isinstance(satisfied, bool) or not row.get("song_id"):
             continue
         ev = out.setdefault(str(row["song_id"]), Evidence(np.zeros(NUM_LABELS), np.zeros(NUM_LABELS)))
+        ev.answers.append((vector, satisfied))
         if satisfied:
             ev.likes += vector
             ev.n_likes += 1
@@ -109,19 +113,48 @@ def posterior_vector(
     """The song's served vector: its lyric prior moved by the evidence (module docstring)."""
     p = np.asarray(prior, dtype=np.float64)
     p = p / p.sum() if p.sum() > 0 else np.full(NUM_LABELS, 1 / NUM_LABELS)
-    if evidence is None or evidence.answers == 0:
+    if evidence is None or evidence.answers_count == 0:
         return p.astype(np.float32)
     mass = strength * p + evidence.likes - against * evidence.dislikes
     mass = np.maximum(mass, floor * strength * p + 1e-9)
     return (mass / mass.sum()).astype(np.float32)
 
 
+def bayes_vector(
+    prior: Sequence[float] | np.ndarray, evidence: Evidence | None, strength: float, noise: float
+) -> np.ndarray:
+    """The noise-aware alternative: a posterior over the song's one true feeling ``c``, each answer a
+    likelihood (a like: ``(1-ε)·s_c + ε·(1-s_c)``, the text having feeling ``c`` with probability
+    ``s_c``; a dislike: its complement), blended with the prior as ``(strength·p + n·post)/(strength+n)``."""
+    p = np.asarray(prior, dtype=np.float64)
+    p = p / p.sum() if p.sum() > 0 else np.full(NUM_LABELS, 1 / NUM_LABELS)
+    if evidence is None or evidence.answers_count == 0:
+        return p.astype(np.float32)
+    log_post = np.log(np.maximum(p, 1e-6))
+    for scores, liked in evidence.answers:
+        like = (1 - noise) * scores + noise * (1 - scores)
+        log_post += np.log(np.maximum(like if liked else 1 - like, 1e-9))
+    post = np.exp(log_post - log_post.max())
+    post /= post.sum()
+    n = evidence.answers_count
+    return ((strength * p + n * post) / (strength + n)).astype(np.float32)
+
+
+def song_vector(
+    prior: Sequence[float] | np.ndarray, evidence: Evidence | None, cfg: LearnConfig, strength: float
+) -> np.ndarray:
+    """The configured rule's vector (``cfg.rule``) with the prior worth ``strength`` answers."""
+    if cfg.rule == "bayes":
+        return bayes_vector(prior, evidence, strength, cfg.noise)
+    return posterior_vector(prior, evidence, strength, cfg.against, cfg.floor)
+
+
 def posterior_vectors(
     priors: Mapping[str, np.ndarray], evidence: Mapping[str, Evidence], cfg: LearnConfig
 ) -> dict[str, np.ndarray]:
-    """``posterior_vector`` for every song of ``priors``."""
+    """The rule's vector (``song_vector``) for every song of ``priors``."""
     return {
-        song_id: posterior_vector(prior, evidence.get(song_id), cfg.strength, cfg.against, cfg.floor)
+        song_id: song_vector(prior, evidence.get(song_id), cfg, cfg.strength)
         for song_id, prior in priors.items()
     }
 
@@ -137,10 +170,10 @@ def lyric_examples(
     out: list[Example] = []
     for song_id in sorted(evidence):
         ev = evidence[song_id]
-        if ev.answers < cfg.min_answers or ev.n_likes == 0 or song_id not in priors:
+        if ev.answers_count < cfg.min_answers or ev.n_likes == 0 or song_id not in priors:
             continue
-        target = posterior_vector(priors[song_id], ev, cfg.target_strength, cfg.against, cfg.floor)
-        weight = min(cfg.max_weight, ev.answers / (ev.answers + cfg.strength))
+        target = song_vector(priors[song_id], ev, cfg, cfg.target_strength)
+        weight = min(cfg.max_weight, ev.answers_count / (ev.answers_count + cfg.strength))
         for chunk in chunks.get(song_id, ()):
             out.append(soft_example(chunk, [round(float(t), 4) for t in target], weight))
     return out

@@ -481,7 +481,7 @@ def retrain(
                 "loop": {
                     "lyric_examples": len(examples),
                     "replay": len(replay),
-                    "songs": sum(e.answers >= cfg.min_answers for e in evidence.values()),
+                    "songs": sum(e.answers_count >= cfg.min_answers for e in evidence.values()),
                     "best_epoch": result.best_epoch,
                 }
             },
@@ -973,6 +973,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--strength", type=float, default=learn.LearnConfig.strength, help="lyric prior, in answers"
     )
     p.add_argument("--against", type=float, default=learn.LearnConfig.against, help="weight of a dislike")
+    p.add_argument(
+        "--rule",
+        choices=("additive", "bayes"),
+        default=learn.LearnConfig.rule,
+        help="how answers move a song's vector and its lyrics' targets (model_export.learn)",
+    )
     p.add_argument("--quick", action="store_true", help="1 round, 12 users, a tiny model (the test suite)")
     p.add_argument("--out", type=Path, default=None, help=f"artefacts (default {OUT}[-control|-quick])")
     p.add_argument("--base", type=Path, default=None, help=f"round-0 checkpoint cache (default {BASE})")
@@ -1017,6 +1023,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             learn.LearnConfig(),
             strength=args.strength,
             against=args.against,
+            rule=args.rule,
             min_answers=1 if args.quick else learn.LearnConfig.min_answers,
         ),
         recipe=recipe,

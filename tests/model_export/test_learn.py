@@ -89,3 +89,22 @@ def test_lyric_examples_are_soft_weighted_and_need_answers_and_a_like() -> None:
     assert e.label == "sadness" and e.soft is not None
     assert e.weight == pytest.approx(3 / (3 + CFG.strength))
     assert e.soft[LABEL_INDEX["sadness"]] > e.soft[LABEL_INDEX["joy"]]
+
+
+def test_the_bayes_rule_moves_the_same_ways_and_discounts_noise() -> None:
+    from dataclasses import replace
+
+    bayes = replace(CFG, rule="bayes")
+    liked = posterior_vectors({"s": PRIOR}, song_evidence([row("s", True, sadness=0.9, neutral=0.1)]), bayes)[
+        "s"
+    ]
+    assert liked[LABEL_INDEX["sadness"]] > PRIOR[LABEL_INDEX["sadness"]]
+    disliked = posterior_vectors({"s": PRIOR}, song_evidence([row("s", False, joy=0.9, neutral=0.1)]), bayes)[
+        "s"
+    ]
+    assert disliked[LABEL_INDEX["joy"]] < PRIOR[LABEL_INDEX["joy"]]
+    np.testing.assert_allclose(posterior_vectors({"s": PRIOR}, {}, bayes)["s"], PRIOR, atol=1e-6)
+    # One like among four dislikes for sadness: the like reads as noise, sadness still falls.
+    rows = [row("s", True, "a", sadness=1.0)] + [row("s", False, f"b{i}", sadness=1.0) for i in range(4)]
+    mixed = posterior_vectors({"s": vec(sadness=0.5, anger=0.5)}, song_evidence(rows), bayes)["s"]
+    assert mixed[LABEL_INDEX["sadness"]] < 0.5
