@@ -906,8 +906,11 @@ def print_table(result: Mapping[str, Any], console: Console, title: str) -> None
     console.print(f"round 0 serves {r0} ({same}); {result['seconds']:.0f} s on {result['cpu']}")
 
 
-def plot(result: Mapping[str, Any], path: Path, title: str) -> Path:
-    """Satisfaction (with its interval) and songs as meant by round."""
+def plot(
+    result: Mapping[str, Any], path: Path, title: str, others: Mapping[str, Mapping[str, Any]] | None = None
+) -> Path:
+    """Satisfaction (with its interval) and songs as meant by round; ``others``: more runs drawn
+    beside it (e.g. the control), by name."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -923,10 +926,22 @@ def plot(result: Mapping[str, Any], path: Path, title: str) -> Path:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     a.errorbar(x, y, yerr=err, marker="o", capsize=4, label="top-5")
     a.plot(x, [r["eval_top1"] for r in rounds], marker="s", label="top-1")
+    for name, other in (others or {}).items():
+        ox = [r["round"] for r in other["rounds"]]
+        a.plot(
+            ox,
+            [r["eval_satisfaction"] for r in other["rounds"]],
+            linestyle="--",
+            marker=".",
+            label=f"{name} top-5",
+        )
+        b.plot(ox, [r["songs_as_meant"] for r in other["rounds"]], linestyle="--", marker=".", label=name)
     a.set(xlabel="round", ylabel="eval satisfaction", title=title, ylim=(0, 1), xticks=x)
     a.legend()
     b.plot(x, [r["songs_as_meant"] for r in rounds], marker="o")
     b.set(xlabel="round", ylabel="songs scored as meant (of 300)", ylim=(0, 300), xticks=x)
+    if others:
+        b.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -989,6 +1004,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", type=Path, default=None, help="also write the rounds as JSON there")
     p.add_argument("--png", type=Path, default=None, help="the plot (default OUT/loop.png)")
+    p.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="draw another run's --json beside this one in the plot (e.g. control=reports/loop-control.json)",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -1045,7 +1067,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "vectors": "song vectors only",
     }[mode]
     print_table(result, Console(), f"moodtune loop ({title})")
-    png = plot(result, args.png or out / "loop.png", title)
+    others = {}
+    for spec in args.compare:
+        name, _, file = spec.partition("=")
+        others[name] = json.loads(Path(file).read_text(encoding="utf-8"))
+    png = plot(result, args.png or out / "loop.png", title, others)
     print(f"plot: {png}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
