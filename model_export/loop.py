@@ -1034,8 +1034,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         lr=5e-4 if args.quick else 1e-4,
         seed=0,
     )
+    if not 0 <= args.explore <= 0.5:
+        parser.error("--explore must be between 0 and 0.5")
     cfg = LoopConfig(
         rounds=1 if args.quick else args.rounds,
+        explore=args.explore,
         users_per_round=12 if args.quick else args.users_per_round,
         noise=args.noise,
         answer_rate=args.answer_rate,
