@@ -6,14 +6,22 @@ knows a user's true feeling, only the distribution its model gave the text. From
 * **evidence per song** (``song_evidence``): the sum of the text distributions of the answers that
   liked the song (``likes``) and of those that disliked it (``dislikes``), each song of a
   recommendation counted once with its latest answer.
-* **feedback-aware song vectors** (``posterior_vector``): the lyrics' vector ``p`` is the prior with
+* **the Bayes rule** (``bayes_vector``, the default, chosen by the loop's measurement): a posterior over
+  the song's one true feeling, each answer a likelihood with the answer noise ``noise`` (a like from a
+  text read as ``s``: ``(1-ε)·s_c + ε·(1-s_c)``; a dislike: its complement), blended with the lyric
+  prior ``p`` as ``(strength·p + n·post) / (strength + n)``. A like from a text the model read as
+  disgust-or-anger for a song whose lyrics read anger counts for anger, where the text and the
+  song agree; a lone like among dislikes reads as noise.
+* **the additive rule** (``posterior_vector``, ``rule="additive"``): the lyrics' vector ``p`` is the
+  prior with
   the weight of ``strength`` answers; likes add their text distribution, dislikes take
   ``against`` × theirs away (never below ``floor`` × the prior), and the result is normalised:
-  ``q ∝ max(strength·p + L − against·D, floor·p)``. With no feedback ``q = p``. Computed by a job
-  after ingestion and stored with the catalog of one model version (``apply_song_vectors``), never on
-  the request path.
+  ``q ∝ max(strength·p + L − against·D, floor·p)``. With no feedback ``q = p`` (both rules).
+* **feedback-aware song vectors**: the rule's vector of every song, computed by a job after ingestion
+  and stored with the catalog of one model version (``model_export.loop.apply_song_vectors``), never
+  on the request path.
 * **lyrics labelled through feedback** (``lyric_examples``): every lyric chunk of a song with enough
-  answers becomes a soft training example whose target is the song's feedback posterior computed
+  answers becomes a soft training example whose target is the rule's vector for the song computed
   with a weaker prior (``target_strength``), weighted by the evidence ``n / (n + strength)`` (capped
   at ``max_weight``). The model learns the lyrics' register from what users said about them; a
   disliked song is evidence against the feelings of the texts it failed.
@@ -47,7 +55,7 @@ class LearnConfig:
     target_strength: float = 0.5  # the prior's weight in the fine-tuning targets
     min_answers: int = 2  # a song needs this many answers before its lyrics become examples
     max_weight: float = 1.0  # the most an example of feedback-labelled lyrics weighs
-    rule: str = "additive"  # or "bayes" (bayes_vector)
+    rule: str = "bayes"  # or "additive" (posterior_vector); chosen by the loop's measurement
     noise: float = 0.1  # the answer noise the bayes rule assumes
 
 

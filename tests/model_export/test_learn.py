@@ -15,7 +15,7 @@ from model_export.learn import (
 )
 from moodtune.labels import LABEL_INDEX, LABELS
 
-CFG = LearnConfig()
+CFG = LearnConfig(rule="additive")
 
 
 def dist(**probs: float) -> dict[str, float]:
