@@ -13,8 +13,7 @@ knows a user's true feeling, only the distribution its model gave the text. From
   disgust-or-anger for a song whose lyrics read anger counts for anger, where the text and the
   song agree; a lone like among dislikes reads as noise.
 * **the additive rule** (``posterior_vector``, ``rule="additive"``): the lyrics' vector ``p`` is the
-  prior with
-  the weight of ``strength`` answers; likes add their text distribution, dislikes take
+  prior with the weight of ``strength`` answers; likes add their text distribution, dislikes take
   ``against`` × theirs away (never below ``floor`` × the prior), and the result is normalised:
   ``q ∝ max(strength·p + L − against·D, floor·p)``. With no feedback ``q = p`` (both rules).
 * **feedback-aware song vectors**: the rule's vector of every song, computed by a job after ingestion
