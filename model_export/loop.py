@@ -924,7 +924,7 @@ def plot(
         [r["eval_ci"][1] - r["eval_satisfaction"] for r in rounds],
     ]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.errorbar(x, y, yerr=err, marker="o", capsize=4, label="top-5")
+    a.errorbar(x, y, yerr=err, marker="o", capsize=4, label="this run top-5")
     a.plot(x, [r["eval_top1"] for r in rounds], marker="s", label="top-1")
     for name, other in (others or {}).items():
         ox = [r["round"] for r in other["rounds"]]
@@ -938,7 +938,7 @@ def plot(
         b.plot(ox, [r["songs_as_meant"] for r in other["rounds"]], linestyle="--", marker=".", label=name)
     a.set(xlabel="round", ylabel="eval satisfaction", title=title, ylim=(0, 1), xticks=x)
     a.legend()
-    b.plot(x, [r["songs_as_meant"] for r in rounds], marker="o")
+    b.plot(x, [r["songs_as_meant"] for r in rounds], marker="o", label="this run")
     b.set(xlabel="round", ylabel="songs scored as meant (of 300)", ylim=(0, 300), xticks=x)
     if others:
         b.legend()
