@@ -104,7 +104,9 @@ def _record_ground_truth_opens(log: list[str]) -> None:
 
 @pytest.mark.integration
 @pytest.mark.train
-def test_quick_loop_end_to_end_resumes_and_keeps_the_ground_truth_apart(tmp_path: Path) -> None:
+def test_quick_loop_end_to_end_resumes_and_keeps_the_ground_truth_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("torch")
     from model_export import loop
 
@@ -164,6 +166,18 @@ def test_quick_loop_end_to_end_resumes_and_keeps_the_ground_truth_apart(tmp_path
     c0, c1 = json.loads(control.read_text(encoding="utf-8"))["rounds"]
     assert c1["model_version"] == c0["model_version"] == r0["model_version"]
     assert c1["feedback_rows"] > 0
+
+    # A round whose training fails stops the loop; the round's export copy and round 0 stay.
+    def failing(*_: object, **__: object) -> None:
+        raise ModelExportError("training failed (test)")
+
+    monkeypatch.setattr(loop, "retrain", failing)
+    failed = tmp_path / "failed"
+    with pytest.raises(ModelExportError, match="training failed"):
+        loop.main(["--quick", "--no-progress", "--out", str(failed), "--base", str(base)])
+    state = json.loads((failed / "loop.json").read_text(encoding="utf-8"))
+    assert [r["round"] for r in state["rounds"]] == [0]
+    assert any((failed / "round-1" / "feedback").rglob("*.jsonl.gz"))
 
 
 def test_bad_users_file_stops_before_any_round(tmp_path: Path) -> None:
