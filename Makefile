@@ -7,7 +7,7 @@ TOOLS := .venv-tools
 CHECKOV_VENV := .venv-checkov
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools checkov lambda-venvs demo test lint unit bench deploy demo-model data-check clean
+.PHONY: setup tools checkov lambda-venvs demo test lint unit bench fuzz loadtest deploy demo-model data-check clean
 
 setup: $(STAMP)
 
@@ -74,6 +74,22 @@ unit: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+# schemathesis against a local stack of its own, from the served /v1/openapi.json: every check, every
+# phase (the stateful one follows recommend -> feedback and recommend -> song links), seeded. `make test`
+# runs a smaller one (tests/integration/test_fuzz.py). FUZZ_EXAMPLES, FUZZ_SEED pick the size and seed.
+FUZZ_EXAMPLES ?= 100
+FUZZ_SEED ?= 15
+fuzz: setup
+	$(BIN)/python -m infra.local.fuzz --max-examples $(FUZZ_EXAMPLES) --seed $(FUZZ_SEED)
+
+# A bounded load test on loopback against a local stack of its own (infra/local/loadtest.py):
+# LOAD_CLIENTS concurrent clients for LOAD_SECONDS, recommendations and feedback interleaved, then every
+# answer checked against FeedbackTable and a table of throughput and p50/p99 per route.
+LOAD_CLIENTS ?= 4
+LOAD_SECONDS ?= 30
+loadtest: setup
+	$(BIN)/python -m infra.local.loadtest --clients $(LOAD_CLIENTS) --seconds $(LOAD_SECONDS)
 
 demo-model: setup
 	$(BIN)/python -m model_export.demo

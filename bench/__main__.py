@@ -1,4 +1,4 @@
-"""Run every benchmark module present (or the ones named): ``python -m bench [model serving ingest]``."""
+"""Run every benchmark module present (or the ones named): ``python -m bench [model serving ...]``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib
 import importlib.util
 import sys
 
-MODULES = ("model", "serving", "ingest")
+MODULES = ("model", "serving", "ingest", "catalog")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -578,6 +578,17 @@ def switch(stack: Any, bundle: Path) -> str:
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         if check(gate) != 0:
             raise ModelExportError(f"the model switch's gate refused {bundle}: {printed.getvalue().strip()}")
+    # The catalog publisher's path (CatalogPublisherFunction in AWS): the version's SongsTable
+    # partition, song vectors included, becomes the snapshot serving loads.
+    import boto3
+
+    from moodtune.catalog.objects import S3Objects
+    from moodtune.catalog.publish import publish_catalog
+    from moodtune.emotion.bundle import load_bundle
+
+    version = load_bundle(bundle, verify_hashes=False).model_version
+    table = boto3.resource("dynamodb").Table(stack.config.songs_table)
+    publish_catalog(table, S3Objects(boto3.client("s3"), stack.config.snapshot_bucket), version)
     os.environ["MODEL_DIR"] = str(bundle)
     service.reset()  # a fresh execution environment: the new bundle and its catalog
     service.warm_recommend()
@@ -691,7 +702,13 @@ def run_loop(
     since = state.get("since") or datetime.now(UTC).date().isoformat()
     stack = LocalStack(
         StackConfig(
-            moto_port=_free_port(), api_port=_free_port(), model_dir=bundle.resolve(), catalog=CATALOG
+            moto_port=_free_port(),
+            api_port=_free_port(),
+            model_dir=bundle.resolve(),
+            catalog=CATALOG,
+            # The simulated users stand for many people over a day, not one client in a burst: the
+            # route throttle (10 requests a second) is off, as for the load test.
+            throttle=False,
         )
     )
     saved = {k: os.environ.get(k) for k in ("MODEL_DIR", "EXPLORE_SHARE", "EXPLORE_SEED")}

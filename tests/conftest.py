@@ -96,9 +96,13 @@ class LocalAws:
     endpoint_url: str
     songs_table: str
     feedback_table: str
+    snapshot_bucket: str = ""
 
     def resource(self) -> Any:
         return boto3.resource("dynamodb", endpoint_url=self.endpoint_url, region_name=REGION)
+
+    def s3(self) -> Any:
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=REGION)
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +122,7 @@ def local_aws() -> Iterator[LocalAws]:
         endpoint_url=server.endpoint_url,
         songs_table=f"moodtune-songs-test-{suffix}",
         feedback_table=f"moodtune-feedback-test-{suffix}",
+        snapshot_bucket=f"moodtune-snapshots-test-{suffix}",
     )
     for name, value in {
         "AWS_ENDPOINT_URL": aws.endpoint_url,
@@ -128,6 +133,7 @@ def local_aws() -> Iterator[LocalAws]:
         "AWS_REGION": REGION,
         "SONGS_TABLE": aws.songs_table,
         "FEEDBACK_TABLE": aws.feedback_table,
+        "SNAPSHOT_BUCKET": aws.snapshot_bucket,
         "MODEL_DIR": str(DEMO_BUNDLE),
         "ORT_INTRA_OP_THREADS": "1",
         "POWERTOOLS_SERVICE_NAME": "moodtune",
@@ -137,6 +143,9 @@ def local_aws() -> Iterator[LocalAws]:
         patch.setenv(name, value)
     client = boto3.client("dynamodb", endpoint_url=aws.endpoint_url, region_name=REGION)
     create_tables(TEMPLATE, client, {"SongsTable": aws.songs_table, "FeedbackTable": aws.feedback_table})
+    aws.s3().create_bucket(
+        Bucket=aws.snapshot_bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
     try:
         yield aws
     finally:
@@ -154,13 +163,17 @@ def demo_classifier() -> Any:
 
 @pytest.fixture(scope="session")
 def scored_catalog(local_aws: LocalAws, demo_classifier: Any) -> Any:
-    """TEST_SONGS scored with the demo model and written to SongsTable; returns the ScoredSong list."""
-    from moodtune.catalog import write_songs
+    """TEST_SONGS scored with the demo model, written to SongsTable and published as the catalog
+    snapshot the recommend handler serves; returns the ScoredSong list."""
+    from moodtune.catalog import S3Objects, write_songs
     from moodtune.catalog.ingest import score_songs
+    from moodtune.catalog.publish import publish_catalog
 
     songs = score_songs(demo_classifier, TEST_SONGS)
     table = local_aws.resource().Table(local_aws.songs_table)
     write_songs(table, demo_classifier.model_version, songs)
+    objects = S3Objects(local_aws.s3(), local_aws.snapshot_bucket)
+    assert publish_catalog(table, objects, demo_classifier.model_version).published
     return songs
 
 

@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 
 from rich.console import Console
 
-from moodtune_cli import api, feedback, ingest
+from moodtune_cli import api, catalog, feedback, ingest
 from moodtune_cli.commands import CliError, Command
 
 COMMANDS: dict[str, Command] = {
-    cmd.name: cmd for module in (api, ingest, feedback) for cmd in module.COMMANDS
+    cmd.name: cmd for module in (api, ingest, catalog, feedback) for cmd in module.COMMANDS
 }
 
 

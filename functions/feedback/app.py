@@ -42,6 +42,7 @@ RecommendationId = Annotated[
 @app.post(
     "/v1/recommendations/<recommendation_id>/feedback",
     summary="Say whether a recommended song fit",
+    operation_id="submit_feedback",
     responses=route_responses(
         200,
         "The feedback as recorded (sending it again overwrites it)",

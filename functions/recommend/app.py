@@ -60,12 +60,31 @@ API_DESCRIPTION = (
     "Song recommendations from the feeling in a short Korean text. Every error answer is "
     '`{"message": ..., "errors"?: [...]}`. Besides the statuses each operation lists, a path asked '
     "with a method it does not serve answers 405 with an `Allow` header when the function is "
-    "invoked directly; through the HTTP API, which routes only the operations below, it is 404."
+    "invoked directly; through the HTTP API, which routes only the operations below, it is 404 "
+    '`{"message": "Not Found"}`, whatever the method. A body over the HTTP API\'s 10 MB is refused '
+    "by the HTTP API with 413; any body over 16 KB is answered 413 (see each operation)."
 )
 
 
 def _server_timing(timings_ms: dict[str, float]) -> str:
     return ", ".join(f"{name};dur={ms:.2f}" for name, ms in timings_ms.items())
+
+
+# What a client (and the fuzzer's stateful phase) does with a recommendation: rate one of its songs,
+# look a song up. operationIds are set on those routes so that these links name them.
+RECOMMENDATION_LINKS = {
+    "SubmitFeedback": {
+        "operationId": "submit_feedback",
+        "parameters": {"recommendation_id": "$response.body#/recommendation_id"},
+        "requestBody": {"song_id": "$response.body#/songs/0/song_id", "satisfied": True},
+        "description": "Say whether the first song fit",
+    },
+    "GetSong": {
+        "operationId": "get_song",
+        "parameters": {"song_id": "$response.body#/songs/0/song_id"},
+        "description": "The first song, with its emotion scores",
+    },
+}
 
 
 @app.post(
@@ -81,6 +100,7 @@ def _server_timing(timings_ms: dict[str, float]) -> str:
         415,
         422,
         503,
+        links=RECOMMENDATION_LINKS,
     ),
 )
 def create_recommendation(body: RecommendationRequest):
@@ -152,6 +172,7 @@ def classify(body: EmotionRequest):
 @app.get(
     "/v1/songs/<song_id>",
     summary="One song of the catalog with its emotion scores",
+    operation_id="get_song",
     responses=route_responses(200, "The song", SongResponse, 400, 404, 503),
 )
 def get_song(
@@ -224,6 +245,7 @@ def openapi_document() -> str:
             "description": "The OpenAPI 3 document of the whole API (this document)",
             "content": {"application/json": {"schema": {"type": "object"}}},
         },
+        429: ERROR_DOCS[429],
         500: ERROR_DOCS[500],
     },
 )

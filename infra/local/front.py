@@ -4,6 +4,13 @@ Each request becomes an API Gateway v2 event for the route's handler function, w
 process; its proxy response becomes the HTTP answer. The route table is read from template.yaml's
 ``HttpApi`` events (one source of truth), and each function's handler from its ``Handler``/``CodeUri``
 (zip) or its Dockerfile's ``CMD`` (image). ``web/`` is served at ``/`` when it exists.
+
+The limits a client can meet in AWS are the HTTP API's and Lambda's, modelled here: any method on any
+path without a route is a JSON 404 (TRACE and made-up methods too, never http.server's 501); route
+throttling from the template's ``DefaultRouteSettings``/``RouteSettings`` (token buckets, 429 with
+``{"message": "Too Many Requests"}``); a body over the HTTP API's 10 MB, or an event over Lambda's 6 MB
+invoke payload, is 413 and reaches no function; a client that goes away before its body has arrived
+invokes nothing, and one that goes away before reading its answer costs a log line, not a traceback.
 """
 
 from __future__ import annotations
@@ -33,9 +40,11 @@ from infra.local.aws import load_template
 log = logging.getLogger("moodtune.front")
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MAX_BODY = 1024 * 1024  # API Gateway takes 10 MB; the handlers refuse anything over 16 KB.
+DEFAULT_MAX_BODY = 10 * 1024 * 1024  # the HTTP API's request payload quota; the handlers refuse > 16 KB.
+LAMBDA_MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # Lambda's synchronous invoke payload (6,291,556 bytes)
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "te"})
 _DRAIN_LIMIT = 16 * 1024 * 1024  # past this, a refused body is not read: the connection is dropped
+_CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 # Content types API Gateway passes as text; anything else arrives base64-encoded.
 _TEXT_TYPES = re.compile(r"^(text/|application/(json|.*\+json|xml|.*\+xml|javascript|x-www-form-urlencoded))")
 
@@ -174,6 +183,53 @@ def load_handler(source: FunctionSource) -> Handler:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return getattr(module, source.attribute)
+
+
+@dataclass
+class TokenBucket:
+    """API Gateway's throttle for one route: ``rate`` requests a second, bursts of up to ``burst``."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    stamp: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take(self, now: float | None = None) -> bool:
+        """Spend one token; False when the route is throttled (the request is answered 429)."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            if self.tokens < 0:
+                self.tokens, self.stamp = self.burst, now
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
+
+
+def _parameter_default(template: Mapping[str, Any], value: Any) -> float | None:
+    if isinstance(value, Mapping) and "Ref" in value:
+        value = template.get("Parameters", {}).get(value["Ref"], {}).get("Default")
+    return None if value is None else float(value)
+
+
+def throttles(template: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Route key (``"*"``: every other route) -> (rate, burst), from the HTTP API's route settings
+    with the template parameters' defaults."""
+    limits: dict[str, tuple[float, float]] = {}
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        props = resource.get("Properties", {})
+        settings = {"*": props.get("DefaultRouteSettings") or {}, **(props.get("RouteSettings") or {})}
+        for key, setting in settings.items():
+            rate = _parameter_default(template, setting.get("ThrottlingRateLimit"))
+            burst = _parameter_default(template, setting.get("ThrottlingBurstLimit"))
+            if rate is not None and burst is not None:
+                limits[key] = (rate, burst)
+    return limits
 
 
 def allowed_origins(template: Mapping[str, Any]) -> tuple[str, ...]:
@@ -337,17 +393,28 @@ class Front:
         *,
         origins: Iterable[str] = (),
         max_body: int = DEFAULT_MAX_BODY,
+        throttling: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         # API Gateway picks the most specific route: static paths before {params}, {proxy+} last.
         self.routes = sorted(routes, key=lambda r: (r.path.count("+}"), r.path.count("{"), -len(r.path)))
         self.functions = functions
         self.origins = frozenset(origins)
         self.max_body = max_body
+        limits = dict(throttling or {})
+        default = limits.pop("*", None)
+        self.buckets = {
+            r.key: TokenBucket(*limits.get(r.key, default)) for r in routes if r.key in limits or default
+        }
 
     @classmethod
     def from_template(cls, template_path: str | Path, root: Path = ROOT, **kwargs: Any) -> Front:
-        """Read routes and handlers from template.yaml and import every routed function's handler."""
+        """Read routes and handlers from template.yaml and import every routed function's handler.
+
+        ``throttle=False`` turns route throttling off (the load test measures the functions, not it).
+        """
         template = load_template(template_path)
+        if kwargs.pop("throttle", True):
+            kwargs.setdefault("throttling", throttles(template))
         routes = load_routes(template)
         sources = function_sources(template, root)
         functions = {
@@ -390,13 +457,20 @@ class Front:
     def handle(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
     ) -> Answer:
-        """One request -> one answer. Unknown routes get 404, handler crashes 500, as API Gateway does."""
+        """One request -> one answer. Unknown routes get 404, a throttled route 429, an event over
+        Lambda's payload 413, handler crashes 500, as API Gateway does."""
         path = urlsplit(target).path
         found = self.match(method, path)
         if found is None:
             return _json_answer(404, {"message": "Not Found"})
         route, params = found
+        bucket = self.buckets.get(route.key)
+        if bucket is not None and not bucket.take():
+            return _json_answer(429, {"message": "Too Many Requests"})
         event = build_event(route, params, method, target, headers, body, source_ip)
+        if len(json.dumps(event, ensure_ascii=False).encode()) > LAMBDA_MAX_PAYLOAD:
+            # Lambda refuses the invoke (RequestEntityTooLargeException); the function never runs.
+            return _json_answer(413, {"message": "Request Entity Too Large"})
         try:
             result = self.functions[route.function].invoke(event)
         except Exception:  # a handler crash: API Gateway answers 500 and the log has the trace
@@ -424,9 +498,6 @@ class _RequestHandler(SimpleHTTPRequestHandler):
     def _api(self, method: str) -> None:
         started = time.perf_counter()
         origin = self.headers.get("origin")
-        if method == "OPTIONS":
-            self._send(self.front.preflight(origin))
-            return
         length_header = self.headers.get("content-length")
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
             answer = _json_answer(411, {"message": "send a Content-Length; chunked bodies are not supported"})
@@ -435,17 +506,39 @@ class _RequestHandler(SimpleHTTPRequestHandler):
             answer = _json_answer(400, {"message": "invalid Content-Length"})
             self.close_connection = True
         elif int(length_header or 0) > self.front.max_body:
-            answer = _json_answer(413, {"message": f"request body over {self.front.max_body} bytes"})
+            answer = _json_answer(413, {"message": "Request Entity Too Large"})
             self._discard(int(length_header or 0))
         else:
-            body = self.rfile.read(int(length_header or 0))
-            answer = self.front.handle(
-                method, self.path, list(self.headers.items()), body, self.client_address[0]
-            )
-        answer.headers += self.front.cors_headers(origin)
-        self._send(answer, head_only=method == "HEAD")
+            # Every body is read, whatever the method (an OPTIONS or a GET may carry one too): a body
+            # left unread would be parsed as the next request on a keep-alive connection.
+            body = self._read_body(int(length_header or 0))
+            if body is None:  # the client went away mid-body: API Gateway invokes nothing
+                log.info("%s %s: client gone before its body arrived", method, urlsplit(self.path).path)
+                self.close_connection = True
+                return
+            if method == "OPTIONS":
+                answer = self.front.preflight(origin)
+            else:
+                answer = self.front.handle(
+                    method, self.path, list(self.headers.items()), body, self.client_address[0]
+                )
+                answer.headers += self.front.cors_headers(origin)
+        try:
+            self._send(answer, head_only=method == "HEAD")
+        except _CLIENT_GONE:  # the function ran; only the answer is lost, as behind API Gateway
+            log.info("%s %s: client gone before the answer", method, urlsplit(self.path).path)
+            self.close_connection = True
+            return
         elapsed_ms = (time.perf_counter() - started) * 1000
         log.info("%s %s -> %d (%.1f ms)", method, urlsplit(self.path).path, answer.status, elapsed_ms)
+
+    def _read_body(self, length: int) -> bytes | None:
+        """The request body, or None when the client hung up before all of it arrived."""
+        try:
+            body = self.rfile.read(length) if length else b""
+        except _CLIENT_GONE:
+            return None
+        return body if len(body) == length else None
 
     def _discard(self, length: int) -> None:
         """Drain a refused body so the client reads the answer instead of a reset; huge ones: hang up."""
@@ -474,7 +567,11 @@ class _RequestHandler(SimpleHTTPRequestHandler):
         path = urlsplit(self.path).path
         if self.front.is_api_path(path) or self.web_dir is None:
             self._api(method)
-        elif method == "HEAD":
+            return
+        length = self.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > _DRAIN_LIMIT or self._read_body(int(length)) is None:
+            self.close_connection = True  # a static file's request body is read and dropped
+        if method == "HEAD":
             super().do_HEAD()
         else:
             super().do_GET()
@@ -499,6 +596,14 @@ class _RequestHandler(SimpleHTTPRequestHandler):
 
     def do_OPTIONS(self) -> None:
         self._api("OPTIONS")
+
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers a method without a do_<METHOD> (TRACE, CONNECT, made-up ones) with a
+        # non-JSON 501; the HTTP API routes every method, so they go to the front (a JSON 404).
+        if name.startswith("do_") and len(name) > 3:
+            method = name[3:]
+            return lambda: self._api(method)
+        raise AttributeError(name)
 
     # -- static files: no listings, JSON 404s, and never a path outside web/
     def list_directory(self, path: str) -> None:  # type: ignore[override]

@@ -2,7 +2,8 @@
 
 1. a local AWS endpoint: moto in server mode on 127.0.0.1:``MOTO_PORT`` (5000);
 2. SongsTable and FeedbackTable created from template.yaml's own definitions;
-3. the demo catalog (``data/demo/songs.jsonl``) scored with the demo bundle and written to SongsTable;
+3. the demo catalog (``data/demo/songs.jsonl``) scored with the demo bundle and written to SongsTable,
+   then published as its catalog snapshot to the local snapshot bucket, which the handler serves from;
 4. the HTTP front on 127.0.0.1:``MOODTUNE_PORT`` (3000): API Gateway v2 events for the same handlers;
 5. a sample request, printed as a curl command with its answer; then it serves until Ctrl-C (or
    SIGTERM) and stops everything it started.
@@ -21,6 +22,7 @@ import os
 import shlex
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -34,7 +36,7 @@ from typing import Any
 
 import boto3
 
-from infra.local.aws import MotoServer, create_tables, start_moto_server
+from infra.local.aws import MotoServer, create_tables, free_port, start_moto_server
 from infra.local.front import ROOT, Front, make_server
 from moodtune.feedback.export import LOCAL_BUCKET as EXPORT_BUCKET
 
@@ -43,6 +45,8 @@ log = logging.getLogger("moodtune.stack")
 REGION = "ap-northeast-2"
 SAMPLE_TEXT = "오늘 시험 끝나서 너무 행복해 ㅎㅎ"
 TABLES = {"SongsTable": "SONGS_TABLE", "FeedbackTable": "FEEDBACK_TABLE"}
+_OFF = frozenset({"off", "0", "false", "no"})
+CHILD_START_S = 180
 
 
 class StackError(Exception):
@@ -59,15 +63,19 @@ class StackConfig:
     api_port: int = 3000
     songs_table: str = "moodtune-songs-local"
     feedback_table: str = "moodtune-feedback-local"
+    snapshot_bucket: str = "moodtune-snapshots-local"
     model_dir: Path = ROOT / "models" / "demo"
     catalog: Path = ROOT / "data" / "demo" / "songs.jsonl"
     template: Path = ROOT / "template.yaml"
     web_dir: Path = ROOT / "web"
     verbose: bool = False
+    throttle: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, verbose: bool = False) -> StackConfig:
-        """MOTO_PORT, MOODTUNE_PORT, MOTO_HOST, SONGS_TABLE, FEEDBACK_TABLE, MODEL_DIR, MOODTUNE_CATALOG."""
+        """MOTO_PORT, MOODTUNE_PORT, MOTO_HOST, SONGS_TABLE, FEEDBACK_TABLE, SNAPSHOT_BUCKET, MODEL_DIR,
+        MOODTUNE_CATALOG, MOODTUNE_THROTTLE (``off``: no route throttling, for the load test and the
+        fuzzer)."""
 
         def port(name: str, default: int) -> int:
             raw = environ.get(name, str(default))
@@ -82,9 +90,11 @@ class StackConfig:
             api_port=port("MOODTUNE_PORT", defaults.api_port),
             songs_table=environ.get("SONGS_TABLE", defaults.songs_table),
             feedback_table=environ.get("FEEDBACK_TABLE", defaults.feedback_table),
+            snapshot_bucket=environ.get("SNAPSHOT_BUCKET", defaults.snapshot_bucket),
             model_dir=Path(environ.get("MODEL_DIR", defaults.model_dir)).resolve(),
             catalog=Path(environ.get("MOODTUNE_CATALOG", defaults.catalog)).resolve(),
             verbose=verbose,
+            throttle=environ.get("MOODTUNE_THROTTLE", "on").strip().lower() not in _OFF,
         )
 
 
@@ -105,6 +115,7 @@ def handler_environment(
         "SONGS_TABLE": config.songs_table,
         "FEEDBACK_TABLE": config.feedback_table,
         "EXPORT_BUCKET": EXPORT_BUCKET,
+        "SNAPSHOT_BUCKET": config.snapshot_bucket,
         "MODEL_DIR": str(config.model_dir),
         "ORT_INTRA_OP_THREADS": environ.get("ORT_INTRA_OP_THREADS") or "1",
         "POWERTOOLS_SERVICE_NAME": "moodtune",
@@ -116,6 +127,23 @@ def handler_environment(
         env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         env["POWERTOOLS_METRICS_DISABLED"] = "true"
     return env
+
+
+def publish_demo_snapshot(config: StackConfig, dynamodb: Any, s3: Any, model_version: str) -> None:
+    """Publish SongsTable's demo partition as the catalog snapshot the handler serves (the path
+    CatalogPublisherFunction takes in AWS)."""
+    from moodtune.catalog.objects import S3Objects
+    from moodtune.catalog.publish import publish_catalog
+    from moodtune.catalog.snapshot import publish_snapshot
+    from moodtune.catalog.songs import CatalogColumns
+
+    objects = S3Objects(s3, config.snapshot_bucket)
+    report = publish_catalog(dynamodb.Table(config.songs_table), objects, model_version)
+    if not report.songs:
+        # The publisher never replaces a catalog with an empty one; a stack started with no songs
+        # publishes its empty catalog on purpose, so that health answers "degraded", not 503.
+        publish_snapshot(objects, model_version, CatalogColumns.from_songs([]))
+    log.info("catalog snapshot %s: %d songs, %d bytes", report.snapshot[:12], report.songs, report.bytes)
 
 
 def _check_port_free(host: str, port: int, what: str, variable: str) -> None:
@@ -216,15 +244,17 @@ class LocalStack:
         )
         # The feedback export's bucket, so `moodtune export-feedback` and a local invoke of
         # ExportFeedbackFunction work against the stack from the start.
-        boto3.client("s3").create_bucket(
-            Bucket=EXPORT_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
+        s3 = boto3.client("s3")
+        for bucket in (EXPORT_BUCKET, config.snapshot_bucket):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         t = self._phase("moto + tables", t)
 
         self.model_version, self.songs = load_demo_catalog(config, dynamodb)
         t = self._phase("catalog scored + written", t)
+        publish_demo_snapshot(config, dynamodb, s3, self.model_version)
+        t = self._phase("snapshot published", t)
 
-        front = Front.from_template(config.template)
+        front = Front.from_template(config.template, throttle=config.throttle)
         try:
             self.server = make_server(front, config.host, config.api_port, config.web_dir)
         except OSError as exc:
@@ -268,6 +298,63 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class ChildStack:
+    """A local stack running in a child process: its API and its local AWS endpoint."""
+
+    api_url: str
+    endpoint_url: str
+
+
+@contextlib.contextmanager
+def child_stack(throttle: bool = False) -> Iterator[ChildStack]:
+    """``python -m infra.local.stack`` in a child process on free loopback ports (the fuzzer and the
+    load test use one; ``throttle=False``: no route throttling); stopped with Ctrl-C's signal after."""
+    moto_port = free_port()
+    env = {
+        **os.environ,
+        "MOTO_PORT": str(moto_port),
+        "MOODTUNE_PORT": str(free_port()),
+        "MOODTUNE_THROTTLE": "on" if throttle else "off",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("AWS_ENDPOINT_URL", "SONGS_TABLE", "FEEDBACK_TABLE", "MODEL_DIR", "MOODTUNE_CATALOG"):
+        env.pop(name, None)
+    url = f"http://127.0.0.1:{env['MOODTUNE_PORT']}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.local.stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + CHILD_START_S
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read() if process.stdout else ""
+                raise RuntimeError(f"the local stack exited with {process.returncode}:\n{output}")
+            try:
+                with urllib.request.urlopen(f"{url}/v1/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the local stack did not answer on {url} within {CHILD_START_S} s")
+            time.sleep(0.2)
+        yield ChildStack(api_url=url, endpoint_url=f"http://127.0.0.1:{moto_port}")
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
 
 
 def sample(api_url: str, text: str = SAMPLE_TEXT, limit: int = 3) -> tuple[str, int, Any]:

@@ -181,17 +181,28 @@ def invoke_all(
 
 @pytest.fixture(scope="module")
 def tables(local_aws: Any, demo_classifier: Any) -> dict[str, str]:
-    """This module's own tables on the session's moto server, with the first demo songs scored."""
-    from moodtune.catalog import write_songs
+    """This module's own tables and snapshot bucket on the session's moto server, with the first demo
+    songs scored, written and published as the catalog snapshot."""
+    from moodtune.catalog import S3Objects, write_songs
     from moodtune.catalog.ingest import score_songs
+    from moodtune.catalog.publish import publish_catalog
 
     suffix = uuid.uuid4().hex[:8]
     names = {
         "SongsTable": f"moodtune-songs-events-{suffix}",
         "FeedbackTable": f"moodtune-feedback-events-{suffix}",
+        "SnapshotBucket": f"moodtune-snapshots-events-{suffix}",
     }
     resource = local_aws.resource()
-    create_tables(ROOT / "template.yaml", resource.meta.client, names)
+    create_tables(
+        ROOT / "template.yaml",
+        resource.meta.client,
+        {k: v for k, v in names.items() if k != "SnapshotBucket"},
+    )
+    s3 = local_aws.s3()
+    s3.create_bucket(
+        Bucket=names["SnapshotBucket"], CreateBucketConfiguration={"LocationConstraint": "ap-northeast-2"}
+    )
     catalog = [json.loads(line) for line in (ROOT / "data/demo/songs.jsonl").read_text("utf-8").splitlines()]
     # events/recommend/song.json must name a real demo song (sam local invoke runs it against make demo).
     wanted = json.loads((EVENTS / "recommend/song.json").read_text("utf-8"))["pathParameters"]["song_id"]
@@ -203,6 +214,10 @@ def tables(local_aws: Any, demo_classifier: Any) -> dict[str, str]:
         demo_classifier.model_version,
         score_songs(demo_classifier, songs),
     )
+    objects = S3Objects(s3, names["SnapshotBucket"])
+    assert publish_catalog(
+        resource.Table(names["SongsTable"]), objects, demo_classifier.model_version
+    ).published
     return names
 
 
@@ -214,6 +229,8 @@ def function_env(function: str, endpoint_url: str, tables: dict[str, str]) -> di
         adapted["SONGS_TABLE"] = tables["SongsTable"]
     if "FEEDBACK_TABLE" in adapted:
         adapted["FEEDBACK_TABLE"] = tables["FeedbackTable"]
+    if "SNAPSHOT_BUCKET" in adapted:
+        adapted["SNAPSHOT_BUCKET"] = tables["SnapshotBucket"]
     return adapted
 
 

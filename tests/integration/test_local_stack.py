@@ -121,7 +121,14 @@ def test_recommend_then_feedback(stack: Running) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/v1/nope"), ("POST", "/v1/health"), ("DELETE", "/v1/recommendations"), ("GET", "/v2/health")],
+    [
+        ("GET", "/v1/nope"),
+        ("POST", "/v1/health"),
+        ("DELETE", "/v1/recommendations"),
+        ("GET", "/v2/health"),
+        ("TRACE", "/v1/health"),  # http.server's 501 before: the HTTP API routes every method
+        ("PROPFIND", "/v1/recommendations"),
+    ],
 )
 def test_unknown_route_is_a_json_404(stack: Running, method: str, path: str) -> None:
     answer = requests.request(method, f"{stack.url}{path}", timeout=10)
@@ -138,7 +145,8 @@ def test_unknown_route_is_a_json_404(stack: Running, method: str, path: str) -> 
         ('{"text": "안녕", "colour": "blue"}', "application/json", 400),  # unknown field
         ('{"text": "안녕"}', "text/plain", 415),
         ('{"text": "' + "가" * 20_000 + '"}', "application/json", 413),  # over the handler's 16 KB
-        ("x" * (2 * 1024 * 1024), "application/json", 413),  # over the front's bound, never reaches a handler
+        ("x" * (2 * 1024 * 1024), "application/json", 413),  # under the HTTP API's 10 MB: the handler's 413
+        ("x" * (7 * 1024 * 1024), "application/json", 413),  # over Lambda's 6 MB: the front's, no handler
     ],
 )
 def test_bad_bodies_get_clear_4xx(stack: Running, body: str | bytes, content_type: str, status: int) -> None:

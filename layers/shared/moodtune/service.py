@@ -9,6 +9,7 @@ the recommend side first needs them, so the feedback function's layer ships none
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -22,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from moodtune.emotion.readable import read
-from moodtune.errors import StoreError, error_code, store_error
+from moodtune.errors import StoreError, StoreUnavailable, error_code, store_error
 from moodtune.feedback.records import (
     RecommendationRecord,
     RecommendationStore,
@@ -46,27 +47,27 @@ logger = logging.getLogger(__name__)
 # One call, worst case: 2 attempts x (0.5 s connect + 0.8 s read) = 2.6 s, plus one backoff: 25 ms
 # after a timeout or 5xx, at most 1 s after throttling (which itself answers in milliseconds) -> 3.6 s.
 # - FeedbackFunction (Timeout 5 s): one UpdateItem per request -> 503 within 3.6 s.
-# - RecommendFunction (Timeout 10 s): one PutItem per request -> 503 within 3.6 s. The catalog refresh
-#   runs beside requests (moodtune.catalog.songs.CatalogCache), never on their path. Only a request that
-#   finds no catalog at all (the load at init failed) also reads the Query's pages (1 MB each); its
-#   first call that fails ends it, so it answers 503 within 3.6 s of that call.
-# - Init (Lambda allows 10 s): model session ~1 s + the catalog Query, which gives up within 3.6 s of
-#   its first failing page; init then goes on without a catalog (warm_recommend).
-# read_timeout bounds the wait for each chunk of an answer, not a whole 1 MB page.
+# - RecommendFunction (Timeout 10 s): one PutItem per request -> 503 within 3.6 s. The catalog comes
+#   from its S3 snapshot (SNAPSHOT_S3_CONFIG below), refreshed beside requests (CatalogCache), never
+#   on their path; only a request that finds no catalog at all (the load at init failed) reads it.
+# read_timeout bounds the wait for each chunk of an answer, not a whole answer.
 DYNAMODB_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 2},
     connect_timeout=0.5,
     read_timeout=0.8,
     tcp_keepalive=True,
 )
-# The catalog Query runs at init and on the background refresh, never on a request's path, and its
-# pages are large (up to 1 MB; the local endpoint takes ~1 ms an item to answer): a longer read timeout,
-# still inside Lambda's 10 s init with the model session (~1 s): 2 x (1 s + 2 s) + 1 s backoff = 7 s.
-CATALOG_DYNAMODB_CONFIG = Config(
+# The catalog snapshot's S3 reads run at init and on the background refresh (never on a request's path,
+# except a request that finds no catalog yet). A 1,000,000-song snapshot is 108 MB in two GETs; a
+# read timeout bounds each chunk's wait, not the whole body. A hung S3 costs one GET at most
+# 2 x (1 s + 2 s) + backoff ~ 7 s: the pointer's, or the two files' side by side. Only when the pointer
+# answers slowly and then the files hang can a request without a catalog outlast the 10 s Timeout.
+SNAPSHOT_S3_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 2},
     connect_timeout=1,
     read_timeout=2,
     tcp_keepalive=True,
+    max_pool_connections=4,
 )
 # The worst case above, for the tests that hold it against template.yaml.
 DYNAMODB_CALL_WORST_CASE_S = (
@@ -131,10 +132,14 @@ class RecommendService:
         return self.classifier.model_version
 
     def catalog(self) -> Catalog:
-        """The current catalog. When none is cached and SongsTable cannot be read: ``StoreUnavailable``
-        (503) if it may clear, ``StoreFailure`` (500) if not (no table, no permission)."""
+        """The current catalog. When none is cached and its snapshot cannot be read: ``StoreUnavailable``
+        (503) if it may clear or the snapshot is missing or broken, ``StoreFailure`` (500) if S3
+        refuses for a reason no retry fixes (no permission, no bucket)."""
         try:
             return self.catalogs.get()
+        except StoreError as exc:  # a snapshot that cannot be served (catalog.snapshot.SnapshotError)
+            logger.error("song catalog snapshot refused: %s", exc)
+            raise StoreUnavailable("the song catalog is unavailable; retry later") from exc
         except (ClientError, BotoCoreError) as exc:
             logger.error("song catalog could not be loaded", extra={"error_code": error_code(exc)})
             raise store_error("the song catalog", exc) from exc
@@ -219,9 +224,21 @@ def dynamodb() -> Any:
 
 
 @lru_cache(maxsize=1)
-def catalog_dynamodb() -> Any:
-    """The DynamoDB resource for reading SongsTable's catalog (``CATALOG_DYNAMODB_CONFIG``)."""
-    return boto3.resource("dynamodb", config=CATALOG_DYNAMODB_CONFIG)
+def snapshot_s3() -> Any:
+    """The S3 client that reads catalog snapshots (``SNAPSHOT_S3_CONFIG``)."""
+    return boto3.client("s3", config=SNAPSHOT_S3_CONFIG)
+
+
+def count_catalog_failure(exc: Exception) -> None:
+    """One ``CatalogLoadFailed`` metric (EMF, flushed at once: a refresh runs beside the request's
+    metrics), dimension ``service`` only, which ``CatalogLoadFailedAlarm`` watches; the reason is in
+    the log line."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MoodTune")
+    logger.warning("catalog load failed (%s)", type(exc).__name__)
+    with single_metric(name="CatalogLoadFailed", unit=MetricUnit.Count, value=1, namespace=namespace):
+        pass
 
 
 @lru_cache(maxsize=1)
@@ -248,18 +265,21 @@ def get_classifier() -> EmotionClassifier:
 
 @lru_cache(maxsize=1)
 def get_recommend_service() -> RecommendService:
-    """The recommend function's service: classifier, catalog cache of its model version, store."""
-    from moodtune.catalog import CatalogCache, load_catalog
+    """The recommend function's service: classifier, catalog cache of its model version (served from
+    its S3 snapshot in SNAPSHOT_BUCKET), store."""
+    from moodtune.catalog import CatalogCache, S3Objects, SnapshotSource
     from moodtune.similarity import DEFAULT_METRIC, get_metric
 
     settings = get_settings()
     classifier = get_classifier()
-    songs_table = catalog_dynamodb().Table(settings.songs_table)
+    source = SnapshotSource(S3Objects(snapshot_s3(), settings.snapshot_bucket), classifier.model_version)
     metric = get_metric(DEFAULT_METRIC)
     catalogs = CatalogCache(
-        # Prepared for the metric as it loads (at init and on each refresh), not on a request.
-        lambda: load_catalog(songs_table, classifier.model_version).prepare(metric),
+        # Prepared for the metric as it loads (at init and on each new snapshot), not on a request;
+        # an unchanged snapshot is the same catalog, already prepared.
+        lambda: source().prepare(metric),
         ttl_seconds=settings.catalog_ttl_seconds,
+        on_failure=count_catalog_failure,
     )
     return RecommendService(
         classifier,
@@ -277,18 +297,12 @@ def warm_recommend() -> None:
     service = get_recommend_service()
     try:
         service.catalog()
-    except StoreError:
+    except StoreError as exc:
+        count_catalog_failure(exc.__cause__ or exc)
         logger.warning("catalog not loaded at init; will retry on the first request")
 
 
 def reset() -> None:
     """Forget every singleton and the settings (tests, or after changing the environment)."""
-    for cached in (
-        get_settings,
-        dynamodb,
-        catalog_dynamodb,
-        get_store,
-        get_classifier,
-        get_recommend_service,
-    ):
+    for cached in (get_settings, dynamodb, snapshot_s3, get_store, get_classifier, get_recommend_service):
         cached.cache_clear()

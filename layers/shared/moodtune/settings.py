@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     # and the seed of that draw (unset: a fresh one per execution environment).
     explore_share: float = Field(default=0.0, ge=0.0, le=0.5)
     explore_seed: int | None = None
+    # The bucket the catalog snapshots live in (moodtune.catalog.snapshot): serving reads it.
+    snapshot_bucket: str = Field(default="moodtune-snapshots-local", min_length=3, max_length=63)
     ort_intra_op_threads: int = Field(default=0, ge=0, le=64)
     # The feedback export (moodtune.feedback.export): its bucket; how far back the first scheduled
     # run starts (records live TEXT_RETENTION_DAYS); how long after midnight UTC a day is complete.

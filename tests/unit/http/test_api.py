@@ -39,12 +39,15 @@ def test_an_error_answer_survives_lone_surrogates_in_what_it_quotes() -> None:
     assert json.loads(answer.body)["message"] == "no route GET /v1/songs/?"
 
 
-def test_route_responses_document_the_model_the_errors_and_500() -> None:
+def test_route_responses_document_the_model_the_errors_the_throttle_and_500() -> None:
     responses = route_responses(200, "fine", HealthResponse, 503, 400)
-    assert list(responses) == [200, 400, 500, 503]
+    assert list(responses) == [200, 400, 429, 500, 503]
+    assert "Too Many Requests" in responses[429]["description"]
     assert responses[200]["content"]["application/json"]["model"] is HealthResponse
     assert responses[503] is ERROR_DOCS[503] and "Retry-After" in responses[503]["headers"]
     assert "content" not in route_responses(200, "no body model", None)[200]
+    linked = route_responses(201, "made", HealthResponse, links={"Next": {"operationId": "next"}})
+    assert linked[201]["links"] == {"Next": {"operationId": "next"}}
 
 
 def test_log_json_writes_what_json_dumps_would() -> None:

@@ -1,13 +1,17 @@
-"""Request models: strict types, unknown fields refused, text measured after NFC + trim."""
+"""Request models: strict types, unknown fields refused, text measured as sent and trimmed to non-empty."""
 
+import re
+import sys
 import unicodedata
 
 import pytest
 from pydantic import ValidationError
 
+from moodtune.emotion.text import normalize_text
 from moodtune.http.schemas import (
     EXCLUDE_MAX,
     TEXT_MAX_CHARS,
+    TRIMMED_CHARS,
     EmotionRequest,
     FeedbackRequest,
     HealthResponse,
@@ -28,13 +32,33 @@ def test_defaults_and_normalisation() -> None:
     assert (request.limit, request.mode, request.exclude) == (5, "distribution", [])
 
 
-def test_text_length_is_measured_after_trimming() -> None:
+def test_text_length_is_measured_as_sent_like_the_documents_max_length() -> None:
     assert len(EmotionRequest.model_validate({"text": "가" * TEXT_MAX_CHARS}).text) == TEXT_MAX_CHARS
-    assert EmotionRequest.model_validate({"text": "  " + "가" * TEXT_MAX_CHARS + "\n "}).text
+    assert _error_types(EmotionRequest, {"text": "  " + "가" * (TEXT_MAX_CHARS - 3) + "\n "}) == [
+        (("text",), "text_too_long")
+    ]
     assert _error_types(EmotionRequest, {"text": "가" * (TEXT_MAX_CHARS + 1)}) == [
         (("text",), "text_too_long")
     ]
     assert _error_types(EmotionRequest, {"text": " \u3000\n\u200b "}) == [(("text",), "text_empty")]
+
+
+def test_the_trimmed_characters_are_every_character_normalize_text_drops() -> None:
+    trimmed = {c for c in map(chr, range(sys.maxunicode + 1)) if normalize_text(c) == ""}
+    assert trimmed == set(TRIMMED_CHARS)
+
+
+@pytest.mark.parametrize("text", [" ", "\x85", "\x1d", "\u200b\ufeff", " \u3000\n\u2060 ", "\x1c\u2028"])
+def test_the_documents_pattern_refuses_exactly_the_texts_that_trim_to_nothing(text: str) -> None:
+    schema = EmotionRequest.model_json_schema()["properties"]["text"]
+    assert re.search(schema["pattern"], text) is None
+    assert _error_types(EmotionRequest, {"text": text}) == [(("text",), "text_empty")]
+    assert re.search(schema["pattern"], text + "가") and EmotionRequest.model_validate({"text": text + "가"})
+
+
+@pytest.mark.parametrize(("sent", "read"), [(17.0, 17), (1e1, 10), (20.0, 20)])
+def test_an_integral_limit_written_as_a_float_is_an_integer_as_json_schema_says(sent, read) -> None:
+    assert RecommendationRequest.model_validate({"text": "a", "limit": sent}).limit == read
 
 
 @pytest.mark.parametrize(
@@ -45,7 +69,9 @@ def test_text_length_is_measured_after_trimming() -> None:
         ({"text": ["a"]}, [(("text",), "string_type")]),
         ({"text": "\ud800"}, [(("text",), "text_unicode")]),
         ({"text": "a", "limit": "5"}, [(("limit",), "int_type")]),
-        ({"text": "a", "limit": 5.0}, [(("limit",), "int_type")]),
+        ({"text": "a", "limit": 5.5}, [(("limit",), "int_type")]),
+        ({"text": "a", "limit": float("inf")}, [(("limit",), "int_type")]),
+        ({"text": "a", "limit": 1e300}, [(("limit",), "less_than_equal")]),
         ({"text": "a", "limit": True}, [(("limit",), "int_type")]),
         ({"text": "a", "limit": 0}, [(("limit",), "greater_than_equal")]),
         ({"text": "a", "limit": 21}, [(("limit",), "less_than_equal")]),

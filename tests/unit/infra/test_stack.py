@@ -24,3 +24,12 @@ def test_the_users_onnxruntime_threads_win() -> None:
     env = handler_environment(StackConfig(), "http://127.0.0.1:5000", environ={"ORT_INTRA_OP_THREADS": "4"})
     assert env["ORT_INTRA_OP_THREADS"] == "4"
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
+
+
+def test_the_handlers_serve_the_snapshot_bucket_the_stack_publishes_to() -> None:
+    config = StackConfig.from_env({"SNAPSHOT_BUCKET": "moodtune-snapshots-x"})
+    env = handler_environment(config, "http://127.0.0.1:5000", environ={})
+    assert env["SNAPSHOT_BUCKET"] == config.snapshot_bucket == "moodtune-snapshots-x"
+    template = load_template(ROOT / "template.yaml")
+    variables = template["Resources"]["RecommendFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["SNAPSHOT_BUCKET"] == {"Ref": "SnapshotBucket"}

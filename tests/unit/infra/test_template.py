@@ -181,6 +181,15 @@ def test_env_json_only_overrides_declared_variables() -> None:
         assert variables["AWS_ENDPOINT_URL"].startswith("http://host.docker.internal:")
 
 
+# The services each function's own statements may call (tests/unit/infra/test_template_snapshot.py
+# checks the snapshot grants resource by resource).
+STATEMENT_SERVICES = {
+    "ExportFeedbackFunction": ("dynamodb:", "s3:"),
+    "RecommendFunction": ("dynamodb:", "s3:"),
+    "CatalogPublisherFunction": ("dynamodb:", "s3:", "sqs:"),
+}
+
+
 def test_policies_are_scoped_to_tables() -> None:
     for logical_id, resource in FUNCTIONS.items():
         for policy in resource["Properties"].get("Policies", []):
@@ -190,14 +199,15 @@ def test_policies_are_scoped_to_tables() -> None:
                     assert statement["Resource"] != "*", logical_id
                     actions = statement["Action"]
                     actions = [actions] if isinstance(actions, str) else actions
-                    # The export also reads and writes its bucket (tests/unit/test_feedback_export.py).
-                    services = ("dynamodb:", "s3:") if logical_id == "ExportFeedbackFunction" else "dynamodb:"
+                    services = STATEMENT_SERVICES.get(logical_id, "dynamodb:")
                     assert all(a.startswith(services) and "*" not in a for a in actions), logical_id
             else:
                 assert name in {"DynamoDBReadPolicy", "DynamoDBWritePolicy", "DynamoDBCrudPolicy"}
                 assert body["TableName"]["Ref"] in {"SongsTable", "FeedbackTable"}
-    recommend = FUNCTIONS["RecommendFunction"]["Properties"]["Policies"]
-    assert {"DynamoDBReadPolicy": {"TableName": {"Ref": "SongsTable"}}} in recommend
+    # Serving no longer reads SongsTable at all: its catalog comes from the snapshot.
+    recommend = FUNCTIONS["RecommendFunction"]["Properties"]
+    assert "SongsTable" not in json.dumps(recommend["Policies"])
+    assert "SONGS_TABLE" not in recommend["Environment"]["Variables"]
 
 
 def test_cors_throttling_and_outputs() -> None:

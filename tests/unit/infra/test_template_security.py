@@ -83,8 +83,8 @@ def test_reserved_concurrency_of_every_function_comes_from_a_parameter() -> None
     for logical_id, function in functions.items():
         reserved = function["Properties"].get("ReservedConcurrentExecutions")
         assert reserved is not None, f"{logical_id} has no reserved concurrency"
-        if logical_id == "ExportFeedbackFunction":
-            assert reserved == 1
+        if logical_id in ("ExportFeedbackFunction", "CatalogPublisherFunction"):
+            assert reserved == 1  # one export / one publish at a time
             continue
         assert isinstance(reserved, dict) and set(reserved) == {"Ref"}, f"{logical_id}: {reserved!r}"
         parameter = PARAMETERS[reserved["Ref"]]
@@ -135,7 +135,7 @@ def test_every_asynchronous_invocation_has_a_dead_letter_path() -> None:
             if event["Type"] == "SQS":
                 queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
                 assert "deadLetterTargetArn" in RESOURCES[queue]["Properties"]["RedrivePolicy"], queue
-    assert asynchronous == 2  # the catalog splitter (S3) and the feedback export (schedule)
+    assert asynchronous == 3  # the catalog splitter (S3), the feedback export and the publisher (schedules)
 
 
 def test_every_bucket_but_the_log_bucket_writes_access_logs_there() -> None:

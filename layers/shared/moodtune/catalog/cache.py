@@ -19,13 +19,14 @@ class CatalogCache:
     tries again). After that, a call that finds the catalog older than the TTL gets the current one at
     once and starts a refresh on a background thread; the new catalog replaces the old one when it is
     read. A refresh that fails is logged, the previous catalog keeps serving, and the next attempt
-    comes a full TTL later, so a struggling SongsTable is not queried per request.
+    comes a full TTL later, so a struggling store is not asked per request. ``on_failure`` hears of
+    every failed refresh (the service counts a metric an alarm watches).
 
     In Lambda the environment is frozen between invocations, background threads included: a refresh
     runs only while some request is being served. With sparse traffic it may never get the time to
     finish, so a catalog older than twice the TTL is reloaded on the caller's thread instead (the old
     one still serves if that fails): no environment serves a catalog much older than 2 x TTL while
-    SongsTable can be read.
+    the catalog's store can be read.
     """
 
     def __init__(
@@ -33,8 +34,10 @@ class CatalogCache:
         loader: Callable[[], Catalog],
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        on_failure: Callable[[Exception], None] | None = None,
     ) -> None:
         self._loader = loader
+        self._on_failure = on_failure
         self._ttl = ttl_seconds
         self._max_age = 2 * ttl_seconds
         self._clock = clock
@@ -71,10 +74,16 @@ class CatalogCache:
         self._loaded_at = self._clock()
         self._next_attempt = float("-inf")
 
-    def _failed(self, how: str) -> None:
-        """Log a failed refresh and put the next attempt a TTL ahead (the caller holds the lock)."""
+    def _failed(self, how: str, exc: Exception) -> None:
+        """Log a failed refresh, tell ``on_failure`` (a metric), and put the next attempt a TTL ahead
+        (the caller holds the lock)."""
         logger.exception("catalog %s failed; serving the previous catalog", how)
         self._next_attempt = self._clock() + self._ttl
+        if self._on_failure is not None:
+            try:
+                self._on_failure(exc)
+            except Exception:
+                logger.exception("catalog failure hook failed")
 
     def _reload_now(self, current: Catalog) -> Catalog:
         with self._lock:
@@ -82,8 +91,8 @@ class CatalogCache:
                 return self._catalog  # reloaded, or failed, while this call waited for the lock
             try:
                 self._install(self._loader())
-            except Exception:
-                self._failed("reload")
+            except Exception as exc:
+                self._failed("reload", exc)
             return self._catalog
 
     def _start_refresh(self) -> None:
@@ -96,9 +105,9 @@ class CatalogCache:
     def _run_refresh(self) -> None:
         try:
             catalog = self._loader()
-        except Exception:
+        except Exception as exc:
             with self._lock:
-                self._failed("refresh")
+                self._failed("refresh", exc)
                 self._refresh = None
             return
         with self._lock:

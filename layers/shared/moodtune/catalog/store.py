@@ -8,7 +8,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
-from moodtune.catalog.songs import Catalog, ScoredSong, song_to_item
+from moodtune.catalog.songs import Catalog, CatalogColumns, ScoredSong, song_to_item
 
 _GET_BATCH = 100  # BatchGetItem's cap on keys per request
 
@@ -26,6 +26,16 @@ def load_catalog(table: Any, model_version: str, page_size: int | None = None) -
     )
     items = [item for page in pages for item in page.get("Items", [])]
     return Catalog.from_items(model_version, items)
+
+
+def read_columns(table: Any, model_version: str) -> CatalogColumns:
+    """One model version's songs as snapshot columns (``catalog.snapshot``), page by page: the
+    publisher's read, which keeps column lists rather than one object per song."""
+    paginator = table.meta.client.get_paginator("query")
+    pages = paginator.paginate(
+        TableName=table.name, KeyConditionExpression=Key("model_version").eq(model_version)
+    )
+    return CatalogColumns.from_items(item for page in pages for item in page.get("Items", []))
 
 
 def write_songs(table: Any, model_version: str, songs: Iterable[ScoredSong]) -> int:

@@ -7,7 +7,8 @@ import unicodedata
 
 _WHITESPACE = re.compile(r"\s+")
 # Zero-width characters that pasted text often carries; they split words for the tokenizer.
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff"
+_ZERO_WIDTH = dict.fromkeys(map(ord, ZERO_WIDTH_CHARS))
 
 
 def normalize_text(s: str) -> str:

@@ -131,9 +131,13 @@ ERROR_DOCS: dict[int, dict[str, Any]] = {
     413: _error_doc(f"Request body over {MAX_BODY_BYTES} bytes"),
     415: _error_doc("Content type is not application/json"),
     422: _error_doc(
-        "Well-formed but not processable: the text has nothing moodtune can read, no Korean (Hangul), "
+        "Well formed, but not processable: the text has nothing moodtune can read, no Korean (Hangul), "
         "Korean chat mark or known emoji (emotions, recommendations; errors[].type text_unreadable); "
-        "the song is not in this recommendation (feedback)"
+        "the song_id is not one of the songs of this recommendation (feedback; the schema cannot say "
+        "which songs a recommendation holds; nothing is recorded)"
+    ),
+    429: _error_doc(
+        'Throttled by the HTTP API (route throttling, body {"message": "Too Many Requests"}); retry later'
     ),
     500: _error_doc("Internal error: a bug, or a data store refusing the request; retrying will not help"),
     503: {
@@ -144,14 +148,21 @@ ERROR_DOCS: dict[int, dict[str, Any]] = {
 
 
 def route_responses(
-    status: int, description: str, model: type[BaseModel] | None, *errors: int
+    status: int,
+    description: str,
+    model: type[BaseModel] | None,
+    *errors: int,
+    links: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[int, dict[str, Any]]:
-    """OpenAPI ``responses=`` of a route: its success answer (``model``'s schema), the ERROR_DOCS
-    entries of the error statuses it can answer, and 500, which every route can."""
+    """OpenAPI ``responses=`` of a route: its success answer (``model``'s schema, and the OpenAPI
+    ``links`` from it to the operations that take its values), the ERROR_DOCS entries of the error
+    statuses it can answer, and 429 and 500, which every route can."""
     success: dict[str, Any] = {"description": description}
     if model is not None:
         success["content"] = {content_types.APPLICATION_JSON: {"model": model}}
-    return {status: success, **{error: ERROR_DOCS[error] for error in sorted({*errors, 500})}}
+    if links:
+        success["links"] = {name: dict(link) for name, link in links.items()}
+    return {status: success, **{error: ERROR_DOCS[error] for error in sorted({*errors, 429, 500})}}
 
 
 def tidy_openapi(document: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,12 @@
 """Request and response models of the HTTP API, shared by the handlers and the OpenAPI document.
 
-Requests are strict: unknown fields are refused, numbers are not read from strings, booleans are
-only ``true``/``false``, ``text`` is measured after ``normalize_text`` (NFC, trimmed), and no string
-may hold a lone surrogate (JSON's ``"\ud800"``), which neither the tokenizer nor DynamoDB accepts.
+Requests are strict: unknown fields are refused, numbers are not read from strings (an integer may be
+written ``17.0``: JSON Schema's integers are the numbers without a fraction), booleans are only
+``true``/``false``, and no string may hold a lone surrogate (JSON's ``"\ud800"``), which neither the
+tokenizer nor DynamoDB accepts. What the OpenAPI document says is what is checked: ``text`` is 1 to
+500 characters as sent (``minLength``/``maxLength``) with at least one character that is neither
+whitespace nor zero-width (``pattern``), so that it is not empty after ``normalize_text`` (NFC, zero-width
+characters dropped, whitespace collapsed and trimmed), which only ever shortens it past NFC.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from moodtune.emotion.text import normalize_text
+from moodtune.emotion.text import ZERO_WIDTH_CHARS, normalize_text
 
 TEXT_MAX_CHARS = 500
 LIMIT_MAX = 20
@@ -47,18 +51,32 @@ def _no_lone_surrogates(value: object) -> object:
     return value
 
 
+# At least one character that normalize_text keeps: neither whitespace nor a zero-width character it
+# drops. The document's patterns are ECMA-262 regexes, whose \s is not Python's (it lacks U+001C-U+001F
+# and U+0085, which normalize_text trims), so every such character is listed. U+3000 is the last one.
+TRIMMED_CHARS = "".join(sorted({c for c in map(chr, range(0x3001)) if c.isspace()} | set(ZERO_WIDTH_CHARS)))
+TEXT_PATTERN = "[^" + "".join(f"\\u{ord(c):04x}" for c in TRIMMED_CHARS) + "]"
+
+
+def _integral(value: object) -> object:
+    """``17.0`` -> ``17``: JSON Schema's ``integer`` is any number without a fraction, and the
+    document promises that; ``17.5``, ``"17"`` and ``true`` stay refused (by StrictInt)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _checked_text(value: str) -> str:
+    if len(value) > TEXT_MAX_CHARS:  # as sent, as the document's maxLength says
+        raise PydanticCustomError(
+            "text_too_long", "text is longer than {max} characters", {"max": TEXT_MAX_CHARS}
+        )
+    if _has_lone_surrogate(value):  # the tokenizer cannot take them either
+        raise PydanticCustomError("text_unicode", "text contains invalid Unicode (lone surrogates)")
     text = normalize_text(value)
     if not text:
         raise PydanticCustomError("text_empty", "text is empty after trimming")
-    if len(text) > TEXT_MAX_CHARS:
-        raise PydanticCustomError(
-            "text_too_long",
-            "text is longer than {max} characters after trimming",
-            {"max": TEXT_MAX_CHARS},
-        )
-    if _has_lone_surrogate(text):  # the tokenizer cannot take them either
-        raise PydanticCustomError("text_unicode", "text contains invalid Unicode (lone surrogates)")
+    # NFC can lengthen a few rare sequences (at most 3x): the tokenizer truncates, so that is kept.
     return text
 
 
@@ -66,8 +84,9 @@ Text = Annotated[
     StrictStr,
     AfterValidator(_checked_text),
     Field(
-        description=f"Korean text; 1 to {TEXT_MAX_CHARS} characters after Unicode NFC and trimming",
-        json_schema_extra={"minLength": 1, "maxLength": TEXT_MAX_CHARS},
+        description=f"Korean text; 1 to {TEXT_MAX_CHARS} characters as sent, at least one of them neither "
+        "whitespace nor zero-width; the text is then NFC-normalised, whitespace runs collapsed, trimmed",
+        json_schema_extra={"minLength": 1, "maxLength": TEXT_MAX_CHARS, "pattern": TEXT_PATTERN},
         examples=["오늘 하루 너무 지치고 우울했어"],
     ),
 ]
@@ -100,7 +119,9 @@ class RecommendationRequest(_Request):
     """POST /v1/recommendations."""
 
     text: Text
-    limit: StrictInt = Field(default=5, ge=1, le=LIMIT_MAX, description="how many songs")
+    limit: Annotated[StrictInt, BeforeValidator(_integral)] = Field(
+        default=5, ge=1, le=LIMIT_MAX, description="how many songs"
+    )
     mode: Literal["distribution", "dominant"] = Field(
         default="distribution",
         description="distribution: whole catalog by similarity of the 7-emotion distributions; "
