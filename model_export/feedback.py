@@ -91,12 +91,10 @@ def _latest_answers(rows: list, report: LoadReport) -> list:
     return kept + list(latest.values())
 
 
-def load_feedback(source: str, weight: float = 0.5) -> tuple[list[Example], LoadReport]:
-    """Examples from satisfied feedback rows at ``source`` (a .jsonl.gz file, a directory of them, or an
-    ``s3://bucket/prefix`` URI read with boto3), each with ``weight``."""
+def load_rows(source: str) -> tuple[list, int]:
+    """Every decoded row at ``source`` (file, directory or ``s3://`` prefix) and the number of files."""
     files = _s3_files(source) if source.startswith("s3://") else _local_files(Path(source))
-    report = LoadReport(source=f"{source} (feedback)")
-    raw: list[dict] = []
+    raw: list = []
     n_files = 0
     for name, data in files:
         n_files += 1
@@ -107,6 +105,20 @@ def load_feedback(source: str, weight: float = 0.5) -> tuple[list[Example], Load
                 raw.append(json.loads(line))
             except json.JSONDecodeError as exc:
                 raise ModelExportError(f"{name}:{number}: not valid JSON ({exc.msg}).") from exc
+    return raw, n_files
+
+
+def latest_rows(rows: list) -> list[dict]:
+    """One row per (recommendation, song), its latest answer; malformed rows are dropped."""
+    report = LoadReport(source="rows")
+    return [r for r in _latest_answers(rows, report) if isinstance(r, dict) and "song_id" in r]
+
+
+def load_feedback(source: str, weight: float = 0.5) -> tuple[list[Example], LoadReport]:
+    """Examples from satisfied feedback rows at ``source`` (a .jsonl.gz file, a directory of them, or an
+    ``s3://bucket/prefix`` URI read with boto3), each with ``weight``."""
+    report = LoadReport(source=f"{source} (feedback)")
+    raw, n_files = load_rows(source)
     report.rows = len(raw)
     seen: set[str] = set()
     examples = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -126,8 +127,13 @@ class RecommendService:
         catalogs: CatalogCache,
         store: RecommendationStore,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        explore: float = 0.0,
+        explore_seed: int | None = None,
     ) -> None:
         self.classifier = classifier
+        # The exploration share (EXPLORE_SHARE) and its generator (EXPLORE_SEED: repeatable runs).
+        self.explore = explore
+        self.rng = random.Random(explore_seed)
         self.catalogs = catalogs
         self.store = store
         self.clock = clock
@@ -202,6 +208,8 @@ class RecommendService:
             metric=metric or DEFAULT_METRIC,
             mmr_lambda=DEFAULT_MMR_LAMBDA if mmr_lambda is None else mmr_lambda,
             artist_spread=artist_spread,
+            explore=self.explore,
+            rng=self.rng,
         )
         similarity_ms = _ms_since(start)
         record = RecommendationRecord(
@@ -359,7 +367,13 @@ def get_recommend_service() -> RecommendService:
         ttl_seconds=settings.catalog_ttl_seconds,
         on_failure=count_catalog_failure,
     )
-    return RecommendService(classifier, catalogs, get_store())
+    return RecommendService(
+        classifier,
+        catalogs,
+        get_store(),
+        explore=settings.explore_share,
+        explore_seed=settings.explore_seed,
+    )
 
 
 def warm_recommend() -> None:

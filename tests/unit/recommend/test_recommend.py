@@ -114,3 +114,30 @@ def test_artists_repeat_only_when_the_catalog_cannot_fill_the_list(catalog: Cata
     everything = recommend(catalog, TEXT, limit=len(SONGS))
     assert len(everything) == len(SONGS)
     assert len({m.song.artist for m in everything[:3]}) == 3  # 3 artists, so repeats only after 3
+
+
+def test_exploration_gives_the_last_slot_to_a_song_below_the_list(catalog: Catalog) -> None:
+    import random
+
+    plain = [m.song.song_id for m in recommend(catalog, TEXT, limit=3, **PLAIN)]
+    rng = random.Random(0)
+    for _ in range(20):
+        explored = [m.song.song_id for m in recommend(catalog, TEXT, limit=3, explore=1.0, rng=rng, **PLAIN)]
+        assert explored[:2] == plain[:2]
+        assert explored[2] not in plain
+    assert [m.song.song_id for m in recommend(catalog, TEXT, limit=3, explore=0.0, **PLAIN)] == plain
+
+
+def test_exploration_keeps_exclusions_and_needs_two_slots(catalog: Catalog) -> None:
+    import random
+
+    rng = random.Random(1)
+    everything_else = [s.song_id for s in SONGS if s.song_id not in ("s-sad-1", "s-fear-1", "s-neu-1")]
+    for _ in range(20):
+        ids = [
+            m.song.song_id
+            for m in recommend(catalog, TEXT, limit=2, exclude=everything_else, explore=1.0, rng=rng)
+        ]
+        assert set(ids) <= {"s-sad-1", "s-fear-1", "s-neu-1"}
+    one = recommend(catalog, TEXT, limit=1, explore=1.0, rng=rng)
+    assert [m.song.song_id for m in one] == [recommend(catalog, TEXT, limit=1)[0].song.song_id]

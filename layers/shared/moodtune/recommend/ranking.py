@@ -12,6 +12,7 @@ catalog cannot fill the list, and MMR with ``mmr_lambda`` (1 = the plain ranking
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -99,12 +100,18 @@ def recommend(
     metric: str = DEFAULT_METRIC,
     mmr_lambda: float = DEFAULT_MMR_LAMBDA,
     artist_spread: bool = True,
+    explore: float = 0.0,
+    rng: random.Random | None = None,
 ) -> list[Match]:
     """The ``limit`` songs most similar to ``text_scores`` (float [7], label order), made diverse.
 
     ``exclude`` song ids never appear (unknown ids are ignored). In ``dominant`` mode only songs
     whose dominant emotion is the text's compete, so fewer than ``limit`` may come back. Ties go to
     the lower song_id. ``mmr_lambda=1, artist_spread=False`` is the plain ranking, best first.
+
+    Exploration: with probability ``explore`` (drawn from ``rng``) and ``limit`` ≥ 2, the last slot
+    goes to a song drawn uniformly from those ranked below the list (same exclusions), so that
+    feedback reaches songs the model does not rank first (Jiang et al. 2019). 0 turns it off.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -136,6 +143,12 @@ def recommend(
             metric=similarity_metric,
         )
         rows = pool[picks]
+    if explore > 0 and limit >= 2 and len(rows) == limit and (rng or random).random() < explore:
+        allowed = np.ones(len(catalog), dtype=bool) if excluded is None else ~excluded
+        allowed[np.asarray(rows)] = False
+        below = np.flatnonzero(allowed)
+        if len(below):
+            rows = [*rows[:-1], int(below[(rng or random).randrange(len(below))])]
     text_top = top_emotions(scores)
     return [
         Match(

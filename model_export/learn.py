@@ -1,0 +1,199 @@
+"""The learning rule of the feedback loop: what users' likes and dislikes say about songs.
+
+Only the exported feedback rows are read (``text, scores, song_id, satisfied, …``): the system never
+knows a user's true feeling, only the distribution its model gave the text. From the rows:
+
+* **evidence per song** (``song_evidence``): the sum of the text distributions of the answers that
+  liked the song (``likes``) and of those that disliked it (``dislikes``), each song of a
+  recommendation counted once with its latest answer.
+* **the Bayes rule** (``bayes_vector``, the default, chosen by the loop's measurement): a posterior over
+  the song's one true feeling, each answer a likelihood with the answer noise ``noise`` (a like from a
+  text read as ``s``: ``(1-ε)·s_c + ε·(1-s_c)``; a dislike: its complement), blended with the lyric
+  prior ``p`` as ``(strength·p + n·post) / (strength + n)``. A like from a text the model read as
+  disgust-or-anger for a song whose lyrics read anger counts for anger, where the text and the
+  song agree; a lone like among dislikes reads as noise.
+* **the additive rule** (``posterior_vector``, ``rule="additive"``): the lyrics' vector ``p`` is the
+  prior with the weight of ``strength`` answers; likes add their text distribution, dislikes take
+  ``against`` × theirs away (never below ``floor`` × the prior), and the result is normalised:
+  ``q ∝ max(strength·p + L − against·D, floor·p)``. With no feedback ``q = p`` (both rules).
+* **feedback-aware song vectors**: the rule's vector of every song, computed by a job after ingestion
+  and stored with the catalog of one model version (``model_export.loop.apply_song_vectors``), never
+  on the request path.
+* **lyrics labelled through feedback** (``lyric_examples``): every lyric chunk of a song with enough
+  answers becomes a soft training example whose target is the rule's vector for the song computed
+  with a weaker prior (``target_strength``), weighted by the evidence ``n / (n + strength)`` (capped
+  at ``max_weight``). The model learns the lyrics' register from what users said about them; a
+  disliked song is evidence against the feelings of the texts it failed.
+
+The circular rule (a satisfied text labelled with the model's own prediction, ``model_export.feedback``)
+is not used here: it can only confirm what the model believes.
+Pure numpy; torch only where ``model_export.loop`` fine-tunes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from model_export.datasets import Example, soft_example
+from moodtune.labels import LABELS, NUM_LABELS
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """The rule's knobs (``python -m model_export.loop`` flags of the same names)."""
+
+    strength: float = 2.0  # the lyric prior's weight, in answers
+    against: float = 0.5  # how much of a dislike's text distribution is taken away
+    floor: float = 0.05  # a feeling never falls below this share of its prior mass
+    target_strength: float = 0.5  # the prior's weight in the fine-tuning targets
+    min_answers: int = 2  # a song needs this many answers before its lyrics become examples
+    max_weight: float = 1.0  # the most an example of feedback-labelled lyrics weighs
+    rule: str = "bayes"  # or "additive" (posterior_vector); chosen by the loop's measurement
+    noise: float = 0.1  # the answer noise the bayes rule assumes
+
+
+@dataclass
+class Evidence:
+    """What the answers about one song add up to: summed text distributions, and counts."""
+
+    likes: np.ndarray
+    dislikes: np.ndarray
+    n_likes: int = 0
+    n_dislikes: int = 0
+    answers: list[tuple[np.ndarray, bool]] = field(default_factory=list)
+
+    @property
+    def answers_count(self) -> int:
+        return self.n_likes + self.n_dislikes
+
+
+def _scores(row: Mapping[str, Any]) -> np.ndarray | None:
+    scores = row.get("scores")
+    if not isinstance(scores, Mapping):
+        return None
+    try:
+        vector = np.array([float(scores.get(label, 0.0)) for label in LABELS], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    total = vector.sum()
+    return vector / total if total > 0 and np.all(vector >= 0) else None
+
+
+def song_evidence(rows: Iterable[Mapping[str, Any]]) -> dict[str, Evidence]:
+    """Per song id, the evidence of the rows (latest answers; rows without scores are skipped)."""
+    out: dict[str, Evidence] = {}
+    # Summed in an order that depends on the rows' content only (never on random recommendation ids).
+    for row in sorted(
+        rows,
+        key=lambda r: json.dumps(
+            [r.get("song_id"), r.get("satisfied"), r.get("scores")], sort_keys=True, default=str
+        ),
+    ):
+        vector = _scores(row)
+        satisfied = row.get("satisfied")
+        if vector is None or not isinstance(satisfied, bool) or not row.get("song_id"):
+            continue
+        ev = out.setdefault(str(row["song_id"]), Evidence(np.zeros(NUM_LABELS), np.zeros(NUM_LABELS)))
+        ev.answers.append((vector, satisfied))
+        if satisfied:
+            ev.likes += vector
+            ev.n_likes += 1
+        else:
+            ev.dislikes += vector
+            ev.n_dislikes += 1
+    return out
+
+
+def posterior_vector(
+    prior: Sequence[float] | np.ndarray,
+    evidence: Evidence | None,
+    strength: float,
+    against: float,
+    floor: float,
+) -> np.ndarray:
+    """The song's served vector: its lyric prior moved by the evidence (module docstring)."""
+    p = np.asarray(prior, dtype=np.float64)
+    p = p / p.sum() if p.sum() > 0 else np.full(NUM_LABELS, 1 / NUM_LABELS)
+    if evidence is None or evidence.answers_count == 0:
+        return p.astype(np.float32)
+    mass = strength * p + evidence.likes - against * evidence.dislikes
+    mass = np.maximum(mass, floor * strength * p + 1e-9)
+    return (mass / mass.sum()).astype(np.float32)
+
+
+def bayes_vector(
+    prior: Sequence[float] | np.ndarray, evidence: Evidence | None, strength: float, noise: float
+) -> np.ndarray:
+    """The noise-aware alternative: a posterior over the song's one true feeling ``c``, each answer a
+    likelihood (a like: ``(1-ε)·s_c + ε·(1-s_c)``, the text having feeling ``c`` with probability
+    ``s_c``; a dislike: its complement), blended with the prior as ``(strength·p + n·post)/(strength+n)``."""
+    p = np.asarray(prior, dtype=np.float64)
+    p = p / p.sum() if p.sum() > 0 else np.full(NUM_LABELS, 1 / NUM_LABELS)
+    if evidence is None or evidence.answers_count == 0:
+        return p.astype(np.float32)
+    log_post = np.log(np.maximum(p, 1e-6))
+    for scores, liked in evidence.answers:
+        like = (1 - noise) * scores + noise * (1 - scores)
+        log_post += np.log(np.maximum(like if liked else 1 - like, 1e-9))
+    post = np.exp(log_post - log_post.max())
+    post /= post.sum()
+    n = evidence.answers_count
+    return ((strength * p + n * post) / (strength + n)).astype(np.float32)
+
+
+def song_vector(
+    prior: Sequence[float] | np.ndarray, evidence: Evidence | None, cfg: LearnConfig, strength: float
+) -> np.ndarray:
+    """The configured rule's vector (``cfg.rule``) with the prior worth ``strength`` answers."""
+    if cfg.rule == "bayes":
+        return bayes_vector(prior, evidence, strength, cfg.noise)
+    return posterior_vector(prior, evidence, strength, cfg.against, cfg.floor)
+
+
+def posterior_vectors(
+    priors: Mapping[str, np.ndarray], evidence: Mapping[str, Evidence], cfg: LearnConfig
+) -> dict[str, np.ndarray]:
+    """The rule's vector (``song_vector``) for every song of ``priors``."""
+    return {
+        song_id: song_vector(prior, evidence.get(song_id), cfg, cfg.strength)
+        for song_id, prior in priors.items()
+    }
+
+
+def lyric_examples(
+    chunks: Mapping[str, Sequence[str]],
+    priors: Mapping[str, np.ndarray],
+    evidence: Mapping[str, Evidence],
+    cfg: LearnConfig,
+) -> list[Example]:
+    """Soft, evidence-weighted training examples from the lyric chunks of songs users answered about
+    (at least ``min_answers`` answers, at least one like), in song id order."""
+    out: list[Example] = []
+    for song_id in sorted(evidence):
+        ev = evidence[song_id]
+        if ev.answers_count < cfg.min_answers or ev.n_likes == 0 or song_id not in priors:
+            continue
+        target = song_vector(priors[song_id], ev, cfg, cfg.target_strength)
+        weight = min(cfg.max_weight, ev.answers_count / (ev.answers_count + cfg.strength))
+        for chunk in chunks.get(song_id, ()):
+            out.append(soft_example(chunk, [round(float(t), 4) for t in target], weight))
+    return out
+
+
+def rows_digest(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A short fingerprint of the feedback a round learned from (its artefacts name it)."""
+    keys = sorted(f"{r.get('recommendation_id')}:{r.get('song_id')}:{r.get('satisfied')}" for r in rows)
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
+
+
+def moved_songs(priors: Mapping[str, np.ndarray], posteriors: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """How many songs changed their dominant feeling between prior and posterior, and how many moved."""
+    changed = sum(int(np.argmax(priors[s])) != int(np.argmax(posteriors[s])) for s in posteriors)
+    moved = sum(not np.allclose(priors[s], posteriors[s], atol=1e-6) for s in posteriors)
+    return {"dominant_changed": changed, "moved": moved}
