@@ -345,7 +345,7 @@ def ensure_base(base: Path, quick: bool, progress: bool, rebuild: bool = False) 
 
     The full recipe is ``python -m model_export.demo``'s (so on the CPU the committed bundle was made
     on it reproduces models/demo); ``quick`` builds a tiny model in seconds for the tests."""
-    from model_export.demo import DemoShape, run_demo
+    from model_export.demo import DemoShape, demo_config, run_demo
     from model_export.demo import build_parser as demo_parser
     from model_export.train import TrainConfig
 
@@ -370,17 +370,7 @@ def ensure_base(base: Path, quick: bool, progress: bool, rebuild: bool = False) 
         cfg = TrainConfig(epochs=1, lr=2e-3, batch_size=64, max_length=32, seed=d.seed, progress=progress)
     else:
         shape = DemoShape()
-        cfg = TrainConfig(
-            epochs=d.epochs,
-            lr=5e-4,
-            batch_size=32,
-            max_length=d.max_length,
-            weight_decay=0.01,
-            label_smoothing=d.label_smoothing,
-            warmup_ratio=0.1,
-            seed=d.seed,
-            progress=progress,
-        )
+        cfg = demo_config(d, progress)
     log.info("building the round-0 checkpoint in %s (once)", base)
     run_demo(
         CORPUS,

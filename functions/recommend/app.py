@@ -91,6 +91,17 @@ RECOMMENDATION_LINKS = {
 }
 
 
+def _count(name: str, classification: service.Classification) -> None:
+    """One answer of ``name`` and the classifier's latency, by model version."""
+    metrics.add_dimension(name="model_version", value=classification.model_version)
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name="ClassifierLatency",
+        unit=MetricUnit.Milliseconds,
+        value=classification.tokenize_ms + classification.inference_ms,
+    )
+
+
 @app.post(
     "/v1/recommendations",
     summary="Recommend songs for the feeling of a text",
@@ -118,13 +129,7 @@ def create_recommendation(body: RecommendationRequest):
         artist_spread=body.artist_spread,
     )
     classification = result.classification
-    metrics.add_dimension(name="model_version", value=classification.model_version)
-    metrics.add_metric(name="Recommendations", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(
-        name="ClassifierLatency",
-        unit=MetricUnit.Milliseconds,
-        value=classification.tokenize_ms + classification.inference_ms,
-    )
+    _count("Recommendations", classification)
     logger.info(
         "recommendation made",
         extra={
@@ -189,13 +194,7 @@ def create_journey(body: JourneyRequest):
         target_field="target" if body.target is not None else "target_scores",
     )
     classification, journey = result.classification, result.journey
-    metrics.add_dimension(name="model_version", value=classification.model_version)
-    metrics.add_metric(name="Journeys", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(
-        name="ClassifierLatency",
-        unit=MetricUnit.Milliseconds,
-        value=classification.tokenize_ms + classification.inference_ms,
-    )
+    _count("Journeys", classification)
     logger.info(
         "journey made",
         extra={

@@ -223,20 +223,25 @@ class RecommendService:
             text=text,
             metric=metric,
         )
-        start = time.perf_counter()
-        self.store.put(record)
-        write_ms = _ms_since(start)
         return RecommendationResult(
             record=record,
             classification=classification,
             matches=matches,
-            timings_ms={
-                "tokenize": classification.tokenize_ms,
-                "inference": classification.inference_ms,
-                "similarity": similarity_ms,
-                "write": write_ms,
-            },
+            timings_ms=self._put(record, classification, similarity=similarity_ms),
         )
+
+    def _put(
+        self, record: RecommendationRecord, classification: Classification, **step_ms: float
+    ) -> dict[str, float]:
+        """Write ``record`` (one PutItem); the answer's step timings (ms), the write's last."""
+        start = time.perf_counter()
+        self.store.put(record)
+        return {
+            "tokenize": classification.tokenize_ms,
+            "inference": classification.inference_ms,
+            **step_ms,
+            "write": _ms_since(start),
+        }
 
     def journey(
         self,
@@ -283,19 +288,11 @@ class RecommendService:
             target=dict(zip(LABELS, journey.target, strict=True)),
             metric=journey.metric,
         )
-        start = time.perf_counter()
-        self.store.put(record)
-        write_ms = _ms_since(start)
         return JourneyResult(
             record=record,
             classification=classification,
             journey=journey,
-            timings_ms={
-                "tokenize": classification.tokenize_ms,
-                "inference": classification.inference_ms,
-                "journey": journey_ms,
-                "write": write_ms,
-            },
+            timings_ms=self._put(record, classification, journey=journey_ms),
         )
 
     def song(self, song_id: str) -> ScoredSong | None:
