@@ -21,8 +21,10 @@ from moodtune.emotion.bundle import (
     load_bundle,
     model_version_for,
     sha256_file,
+    version_hash,
 )
 from moodtune.emotion.classifier import EmotionClassifier
+from moodtune.emotion.lexical import LEXICAL_FILE, LexicalHead
 from moodtune.labels import LABELS
 
 
@@ -45,8 +47,10 @@ def stage_bundle(
     graph_optimization: dict[str, Any] | None = None,
     example_texts: Sequence[str] = (),
     extra: dict[str, Any] | None = None,
+    lexical: LexicalHead | None = None,
 ) -> dict[str, Any]:
-    """Fill ``staging`` with model.onnx, tokenizer.json and manifest.json; return the manifest.
+    """Fill ``staging`` with model.onnx, tokenizer.json (and lexical.npz: ``lexical``, whose fusion
+    weight ``extra["calibration"]["lexical"]`` names) and manifest.json; return the manifest.
 
     The manifest's ``examples`` are computed by ``moodtune``'s own classifier on the staged files, so a
     test can reproduce them exactly with the runtime.
@@ -54,14 +58,19 @@ def stage_bundle(
     staging.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_file, staging / MODEL_FILE)
     tokenizer.save(str(staging / TOKENIZER_FILE))
-    model_sha = sha256_file(staging / MODEL_FILE)
+    files = {
+        MODEL_FILE: sha256_file(staging / MODEL_FILE),
+        TOKENIZER_FILE: sha256_file(staging / TOKENIZER_FILE),
+    }
+    if lexical is not None:
+        files[LEXICAL_FILE] = sha256_file(lexical.save(staging / LEXICAL_FILE))
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
-        "model_version": model_version_for(prefix, model_sha),
+        "model_version": model_version_for(prefix, version_hash(files)),
         "labels": list(LABELS),
         "max_length": max_length,
         "inputs": list(inputs),
-        "files": {MODEL_FILE: model_sha, TOKENIZER_FILE: sha256_file(staging / TOKENIZER_FILE)},
+        "files": files,
         "source": source,
         "quantization": quantization,
         "graph_optimization": graph_optimization or {"saved": False},

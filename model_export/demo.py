@@ -30,6 +30,7 @@ import torch
 from model_export.datasets import Example, format_label, read_plain, soft_example, stratified_split
 from model_export.errors import ModelExportError, run_cli, setup_logging
 from model_export.export import ExportOptions, add_lines_per_chunk_argument, export_bundle
+from model_export.lexical import Fusion, LexicalConfig, export_fields, fuse, train_lexical
 from model_export.metrics import classification_metrics, top_confusions
 from model_export.tokenizer import train_wordpiece
 from model_export.train import (
@@ -43,6 +44,7 @@ from model_export.train import (
     save_checkpoint,
     set_seed,
 )
+from moodtune.emotion.lexical import LexicalHead
 from moodtune.labels import LABELS, NUM_LABELS
 
 log = logging.getLogger("model_export.demo")
@@ -154,6 +156,21 @@ def mixed_pairs(train: Sequence[Example], n: int, seed: int) -> list[Example]:
     return out
 
 
+def fit_lexical(
+    model: torch.nn.Module,
+    tokenizer,
+    train: Sequence[Example],
+    val: Sequence[Example],
+    cfg: TrainConfig,
+    lexical: LexicalConfig,
+) -> tuple[LexicalHead | None, Fusion]:
+    """A lexical head trained on ``train`` and its fusion with ``model`` fit on ``val``; the head is
+    None where the validation NLL chose weight 0."""
+    val_enc = encode(tokenizer, val, cfg.max_length)
+    graph = predict_logits(model, val_enc, cfg.eval_batch_size, tokenizer.pad_token_id or 0)
+    return fuse(train_lexical(train, lexical), graph, val)
+
+
 def run_demo(
     corpus: Path,
     out_dir: Path,
@@ -167,6 +184,7 @@ def run_demo(
     reference_mixed: Path | None = None,
     mixed_repeat: int = 1,
     pairs: int = 0,
+    lexical: LexicalConfig | None = None,
 ) -> dict:
     """Train, evaluate, calibrate, export; return the published manifest. Texts are cut at
     ``cfg.max_length``. ``mixed``: soft-labelled texts added to the corpus (split with it);
@@ -174,7 +192,9 @@ def run_demo(
     ``keep_checkpoint``: also save the fp32 checkpoint and its test split (test.tsv) there.
     ``concat``: add that many joined training texts (``concatenated``).
     ``mixed_repeat``: how many times each soft-labelled training text is seen per epoch.
-    ``pairs``: add that many two-feeling texts joined from training texts (``mixed_pairs``)."""
+    ``pairs``: add that many two-feeling texts joined from training texts (``mixed_pairs``).
+    ``lexical``: also train a lexical head on the training split and fuse it where validation NLL
+    says it helps (``model_export.lexical``); None: the graph alone."""
     started = time.perf_counter()
     max_length = cfg.max_length
     # One thread: repeatable on one machine type with the same torch build (not across CPU types).
@@ -200,6 +220,9 @@ def run_demo(
     log.info("demo test (PyTorch): %s", {k: test_metrics[k] for k in ("accuracy", "macro_f1")})
 
     calibration = calibrate(model, tokenizer, val, cfg)
+    head, fusion = (
+        (None, None) if lexical is None else fit_lexical(model, tokenizer, train, val, cfg, lexical)
+    )
     # The test split's single-feeling and mixed texts apart: accuracy and ECE mean something on the
     # first, the mixed figures on the second.
     named = {
@@ -229,8 +252,14 @@ def run_demo(
                 eval_examples=test,
                 eval_name=f"{corpus} test split (10%, stratified, seed {cfg.seed})",
                 named_evals=named,
-                temperature=calibration["temperature"],
                 temperature_fit_on=calibration["fit_on"],
+                **export_fields(
+                    calibration["temperature"],
+                    head,
+                    fusion,
+                    len(val),
+                    config=asdict(lexical) if lexical else None,
+                ),
                 source_extra={
                     "checkpoint": "trained from scratch by `python -m model_export.demo`",
                     "corpus": str(corpus),
@@ -314,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"add N two-feeling texts joined from training texts (default {PAIRS}; docs/model.md)",
     )
+    p.add_argument(
+        "--lexical",
+        action="store_true",
+        help="also train a lexical head and fuse it where validation NLL says so (off by default: "
+        "it sharpens the distributions; docs/model.md §2c has the measurement)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
         "--keep-checkpoint",
@@ -363,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reference_mixed=args.reference_mixed,
         mixed_repeat=args.mixed_repeat,
         pairs=args.pairs,
+        lexical=LexicalConfig(seed=args.seed) if args.lexical else None,
     )
     m = manifest["metrics"]
     print(f"wrote {args.out} ({manifest['model_version']})")
@@ -371,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, figures in m.get("named_evals", {}).items():
         print(f"{name}: {figures}")
     print(f"temperature: {manifest['calibration']['temperature']}")
+    if "lexical" in manifest["calibration"]:
+        print(f"lexical head: weight {manifest['calibration']['lexical']['weight']}")
     for name, figures in m.get("calibration", {}).items():
         print(f"calibration {name}: {figures}")
     for name, figures in m.get("mixed", {}).items():

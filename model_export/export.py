@@ -25,7 +25,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ from model_export.errors import ModelExportError, run_cli, setup_logging
 from model_export.metrics import accuracy, classification_metrics, macro_f1, parity
 from model_export.parity_texts import PARITY_TEXTS
 from moodtune.emotion.bundle import DEFAULT_LINES_PER_CHUNK, MODEL_FILE
-from moodtune.emotion.classifier import EmotionClassifier
+from moodtune.emotion.classifier import LEXICAL_KEY, EmotionClassifier
+from moodtune.emotion.lexical import LEXICAL_FILE, LexicalHead
 from moodtune.labels import LABELS, NUM_LABELS
 
 log = logging.getLogger("model_export.export")
@@ -80,6 +81,11 @@ class ExportOptions:
     # (written by train and demo from the validation split), else no scaling (1.0).
     temperature: float | None = None
     temperature_fit_on: str = ""
+    # The lexical head (moodtune.emotion.lexical) and its fusion weight, fit with the temperature on the
+    # validation split (model_export.lexical.fit_fusion); None: the graph alone.
+    lexical: LexicalHead | None = None
+    lexical_weight: float = 0.0
+    lexical_about: dict[str, Any] = field(default_factory=dict)  # how the head was trained and chosen
 
 
 # --- checkpoint -------------------------------------------------------------------------------------
@@ -197,7 +203,7 @@ def _batches(encoded: dict[str, np.ndarray], lengths: np.ndarray, size: int = 32
     for start in range(0, n, size):
         stop = min(start + size, n)
         width = int(lengths[start:stop].max())
-        yield {k: v[start:stop, :width] for k, v in encoded.items()}
+        yield {k: v[start:stop, :width] for k, v in encoded.items() if k != LEXICAL_KEY}
 
 
 def probs_torch(model: Any, encoded: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
@@ -222,7 +228,7 @@ def probs_ort(
     return np.concatenate(out)
 
 
-def median_latency_ms(run_one, encoded_one: list[dict[str, np.ndarray]], repeats: int) -> float:
+def median_latency_ms(run_one, encoded_one: Sequence[Any], repeats: int) -> float:
     """Median wall time of batch-1 calls over the given inputs, after one warm-up pass."""
     for item in encoded_one:
         run_one(item)
@@ -236,9 +242,10 @@ def median_latency_ms(run_one, encoded_one: list[dict[str, np.ndarray]], repeats
 
 
 def int8_logits(classifier: EmotionClassifier, examples: Sequence[Example], size: int = 64) -> np.ndarray:
-    """The served graph's raw logits [n, 7] for ``examples``, in batches of ``size``."""
+    """The served logits [n, 7] for ``examples`` before the temperature (the INT8 graph's, plus the
+    lexical head's times its weight where the bundle has one), in batches of ``size``."""
     parts = [
-        classifier.infer_logits(classifier.tokenize([e.text for e in examples[i : i + size]]))
+        classifier.fused_logits(classifier.tokenize([e.text for e in examples[i : i + size]]))
         for i in range(0, len(examples), size)
     ]
     return np.concatenate(parts) if parts else np.zeros((0, NUM_LABELS), dtype=np.float32)
@@ -250,18 +257,70 @@ def resolve_temperature(opts: ExportOptions) -> tuple[float, str]:
         if not (math.isfinite(opts.temperature) and opts.temperature > 0):
             raise ModelExportError(f"--temperature must be a positive finite number, got {opts.temperature}.")
         return float(opts.temperature), opts.temperature_fit_on or "given by hand (--temperature)"
-    path = Path(opts.checkpoint) / CALIBRATION_FILE
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            value = float(data["temperature"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ModelExportError(f"{path}: not a calibration file ({exc}). Re-run training.") from exc
-        if not (math.isfinite(value) and value > 0):
-            raise ModelExportError(f"{path}: temperature {value} is not a positive finite number.")
-        return value, str(data.get("fit_on", path))
-    log.warning("%s has no %s: the bundle is not calibrated (T = 1)", opts.checkpoint, CALIBRATION_FILE)
-    return 1.0, "none (the checkpoint has no calibration.json)"
+    data = read_calibration(opts.checkpoint)
+    if data is None:
+        log.warning("%s has no %s: the bundle is not calibrated (T = 1)", opts.checkpoint, CALIBRATION_FILE)
+        return 1.0, "none (the checkpoint has no calibration.json)"
+    lexical = data.get("lexical") if opts.lexical is not None else None
+    value = lexical.get("temperature") if isinstance(lexical, dict) else data.get("temperature")
+    where = Path(opts.checkpoint) / CALIBRATION_FILE
+    try:
+        value = float(value)
+    except (ValueError, TypeError) as exc:
+        raise ModelExportError(f"{where}: not a calibration file ({exc}). Re-run training.") from exc
+    if not (math.isfinite(value) and value > 0):
+        raise ModelExportError(f"{where}: temperature {value} is not a positive finite number.")
+    return value, str(data.get("fit_on", where))
+
+
+def read_calibration(checkpoint: str | Path) -> dict[str, Any] | None:
+    """The checkpoint's calibration.json (written by train), None where there is none."""
+    path = Path(checkpoint) / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelExportError(f"{path}: not a calibration file ({exc}). Re-run training.") from exc
+    if not isinstance(data, dict):
+        raise ModelExportError(f"{path}: not a calibration file (not a JSON object). Re-run training.")
+    return data
+
+
+def checkpoint_lexical(opts: ExportOptions) -> ExportOptions:
+    """``opts`` with the checkpoint's lexical head (lexical.npz + calibration.json's ``lexical``, both
+    written by train) where the options name neither a head nor a temperature."""
+    if opts.lexical is not None or opts.temperature is not None:
+        return opts
+    data = read_calibration(opts.checkpoint)
+    path = Path(opts.checkpoint) / LEXICAL_FILE
+    lexical = data.get("lexical") if data else None
+    if not isinstance(lexical, dict) or not path.is_file():
+        return opts
+    try:
+        head = LexicalHead.load(path)
+    except ValueError as exc:
+        raise ModelExportError(f"{path}: {exc}. Re-run training.") from exc
+    about = {k: v for k, v in lexical.items() if k not in ("weight", "temperature")}
+    return replace(opts, lexical=head, lexical_weight=float(lexical.get("weight", -1)), lexical_about=about)
+
+
+def lexical_section(opts: ExportOptions) -> dict[str, Any]:
+    """The manifest's ``calibration.lexical`` (empty without a head); refuses a bad weight."""
+    if opts.lexical is None:
+        return {}
+    if not (math.isfinite(opts.lexical_weight) and opts.lexical_weight >= 0):
+        raise ModelExportError(
+            f"the lexical weight must be a non-negative finite number, got {opts.lexical_weight}."
+        )
+    return {
+        "lexical": {
+            "weight": round(float(opts.lexical_weight), 6),
+            "buckets": opts.lexical.buckets,
+            "fused": "softmax((graph logits + weight * lexical logits) / temperature)",
+            **opts.lexical_about,
+        }
+    }
 
 
 def score_named(model: Any, classifier: EmotionClassifier, examples: list[Example]) -> dict[str, Any]:
@@ -271,13 +330,22 @@ def score_named(model: Any, classifier: EmotionClassifier, examples: list[Exampl
     gold = np.array([LABELS.index(e.label) for e in examples])
     int8 = probs_ort(classifier.session, encoded, lengths)
     figures = classification_metrics(gold, int8.argmax(1))
-    return {
+    out = {
         "n": len(examples),
         "accuracy_pytorch_fp32": accuracy(probs_torch(model, encoded, lengths), gold),
         "accuracy_onnx_int8": figures["accuracy"],
         "macro_f1_onnx_int8": figures["macro_f1"],
         "confusion_matrix_onnx_int8": figures["confusion_matrix"],
     }
+    if classifier.lexical is not None:
+        # What the bundle answers: the graph fused with its lexical head (the keys above: graph alone).
+        served = classification_metrics(gold, int8_logits(classifier, examples).argmax(1))
+        out |= {
+            "accuracy_served": served["accuracy"],
+            "macro_f1_served": served["macro_f1"],
+            "confusion_matrix_served": served["confusion_matrix"],
+        }
+    return out
 
 
 def validate(
@@ -336,7 +404,7 @@ def validate(
 
     def run_torch(item: dict[str, np.ndarray]) -> None:
         with torch.inference_mode():
-            model(**{k: torch.from_numpy(v) for k, v in item.items()})
+            model(**{k: torch.from_numpy(v) for k, v in item.items() if k != LEXICAL_KEY})
 
     metrics["latency_ms"] = {
         "batch": 1,
@@ -348,6 +416,10 @@ def validate(
             opts.latency_repeats,
         ),
         "onnx_int8": median_latency_ms(classifier.infer, single, opts.latency_repeats),
+        # A text in, probabilities out: normalising, tokenizing, the lexical head (if any), the graph.
+        "served_text": median_latency_ms(
+            classifier.predict_one, texts[: opts.latency_texts], opts.latency_repeats
+        ),
     }
     return metrics
 
@@ -380,6 +452,7 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
     if not examples:
         raise ModelExportError(f"{eval_source}: no usable labelled texts to validate the export on.")
 
+    opts = checkpoint_lexical(opts)
     temperature, fit_on = resolve_temperature(opts)
     staging = staging_dir(opts.out_dir)
     work = Path(tempfile.mkdtemp(prefix="moodtune-export-"))
@@ -391,6 +464,7 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
         bundle_dir = staging / "bundle"
         common = {
             "prefix": opts.prefix,
+            "lexical": opts.lexical,
             "max_length": max_length,
             "inputs": [i.name for i in ort_session(served, 1).get_inputs()],
             "source": {
@@ -429,6 +503,7 @@ def export_bundle(opts: ExportOptions) -> dict[str, Any]:
                     "method": "temperature scaling (Guo et al. 2017), fit by NLL",
                     "temperature": temperature,
                     "fit_on": fit_on,
+                    **lexical_section(opts),
                 },
             },
         }

@@ -347,7 +347,9 @@ def ensure_base(base: Path, quick: bool, progress: bool, rebuild: bool = False) 
     on it reproduces models/demo); ``quick`` builds a tiny model in seconds for the tests."""
     from model_export.demo import DemoShape, demo_config, run_demo
     from model_export.demo import build_parser as demo_parser
+    from model_export.lexical import LexicalConfig
     from model_export.train import TrainConfig
+    from moodtune.emotion.lexical import DEFAULT_BUCKETS
 
     checkpoint, bundle = base / "checkpoint", base / "bundle"
     if rebuild:
@@ -385,6 +387,9 @@ def ensure_base(base: Path, quick: bool, progress: bool, rebuild: bool = False) 
         reference_mixed=None if quick else d.reference_mixed,
         mixed_repeat=d.mixed_repeat,
         pairs=d.pairs,
+        lexical=LexicalConfig(seed=d.seed, buckets=1 << 14 if quick else DEFAULT_BUCKETS)
+        if d.lexical
+        else None,
     )
     return checkpoint, bundle
 
@@ -421,8 +426,19 @@ def retrain(
     import torch
 
     from model_export.export import ExportOptions, export_bundle
-    from model_export.train import TrainConfig, calibrate, encode, fit, load_model, save_checkpoint, set_seed
+    from model_export.lexical import export_fields, fuse
+    from model_export.train import (
+        TrainConfig,
+        calibrate,
+        encode,
+        fit,
+        load_model,
+        predict_logits,
+        save_checkpoint,
+        set_seed,
+    )
     from moodtune.emotion.bundle import load_bundle
+    from moodtune.emotion.lexical import LexicalHead
 
     torch.set_num_threads(1)
     evidence = learn.song_evidence(rows)
@@ -453,6 +469,13 @@ def retrain(
         desc="round",
     )
     calibration = calibrate(model, tokenizer, val, tcfg)
+    # The round-0 bundle's lexical head goes on with the fine-tuned network, its fusion fit anew.
+    head, fusion = (None, None)
+    if old.lexical_path is not None:
+        graph = predict_logits(
+            model, encode(tokenizer, val, tcfg.max_length), 128, tokenizer.pad_token_id or 0
+        )
+        head, fusion = fuse(LexicalHead.load(old.lexical_path), graph, val)
     new_checkpoint = save_checkpoint(model, tokenizer, out / "checkpoint", tcfg.max_length)
     manifest = export_bundle(
         ExportOptions(
@@ -462,8 +485,10 @@ def retrain(
             lines_per_chunk=old.lines_per_chunk,
             eval_examples=test,
             eval_name=f"{CORPUS} test split (10%, stratified, seed {recipe.seed})",
-            temperature=calibration["temperature"],
             temperature_fit_on=calibration["fit_on"],
+            **export_fields(
+                calibration["temperature"], head, fusion, len(val), carried_from=old.model_version
+            ),
             latency_texts=4,
             latency_repeats=1,
             source_extra={"checkpoint": f"fine-tuned from {checkpoint} by model_export.loop"},

@@ -12,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from model_export.bundle_writer import publish, stage_bundle, staging_dir
 from model_export.tokenizer import train_wordpiece
+from moodtune.emotion.lexical import LexicalHead
 from moodtune.labels import NUM_LABELS
 
 TOY_TEXTS = [
@@ -91,10 +92,17 @@ def keyword_weights(tokenizer, keywords: dict[str, str], strength: float = 6.0):
 
 
 def build_toy_bundle(
-    out_dir: Path, seed: int = 0, max_length: int = 16, keywords: dict[str, str] | None = None
+    out_dir: Path,
+    seed: int = 0,
+    max_length: int = 16,
+    keywords: dict[str, str] | None = None,
+    lexical: LexicalHead | None = None,
+    lexical_weight: float = 1.0,
+    temperature: float = 1.0,
 ) -> Path:
     """Write a toy bundle (prefix ``toy``) to ``out_dir`` and return it; ``keywords`` (word -> label)
-    builds the keyword-reading graph of ``keyword_weights`` instead of a random one."""
+    builds the keyword-reading graph of ``keyword_weights`` instead of a random one; ``lexical``
+    ships that head fused with ``lexical_weight`` at ``temperature``."""
     tokenizer = train_wordpiece(TOY_TEXTS * 3 + list(keywords or ()) * 3, vocab_size=200)
     staging = staging_dir(out_dir)
     try:
@@ -112,6 +120,17 @@ def build_toy_bundle(
             source={"checkpoint": "toy", "architecture": "masked-mean-linear", "config": {"seed": seed}},
             quantization={"method": "none"},
             example_texts=TOY_TEXTS[:4],
+            lexical=lexical,
+            extra=(
+                {
+                    "calibration": {
+                        "temperature": temperature,
+                        **({"lexical": {"weight": lexical_weight}} if lexical is not None else {}),
+                    }
+                }
+                if lexical is not None or temperature != 1.0
+                else None
+            ),
         )
         return publish(staging / "bundle", out_dir)
     finally:

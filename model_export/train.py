@@ -30,7 +30,9 @@ from tqdm.auto import tqdm
 from model_export.calibration import CALIBRATION_FILE, calibration_figures, fit_temperature
 from model_export.datasets import Example
 from model_export.errors import ModelExportError, run_cli, setup_logging
+from model_export.lexical import LexicalConfig, fuse, train_lexical
 from model_export.metrics import classification_metrics, top_confusions
+from moodtune.emotion.lexical import LEXICAL_FILE
 from moodtune.labels import LABEL_INDEX, LABELS, NUM_LABELS, canonical_label
 
 log = logging.getLogger("model_export.train")
@@ -605,6 +607,17 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
     test_metrics = classification_metrics(test_enc.labels, test_logits.argmax(1))
     calibration = calibrate(model, tokenizer, val, cfg)
     calibration["test"] = calibration_figures(test_logits, test_enc.targets, calibration["temperature"])
+    head = None
+    if args.lexical:
+        val_logits = predict_logits(
+            model, encode(tokenizer, val, cfg.max_length), cfg.eval_batch_size, pad_id
+        )
+        head, fusion = fuse(train_lexical(train, LexicalConfig(seed=cfg.seed)), val_logits, val)
+        calibration["lexical"] = {
+            "weight": fusion.weight,
+            "temperature": fusion.temperature,
+            **fusion.about(len(val)),
+        }
     metrics["final"] = {
         "train_seconds": round(time.perf_counter() - started, 1),
         "samples_per_second": result.samples_per_second,
@@ -616,6 +629,9 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
     }
     metrics["calibration"] = calibration
     save_checkpoint(model, tokenizer, out, cfg.max_length)
+    (out / LEXICAL_FILE).unlink(missing_ok=True)
+    if head is not None:
+        head.save(out / LEXICAL_FILE)  # model_export.export ships it with calibration["lexical"]
     write_calibration(out, calibration)
     plot_history(result.history, out / "learning_curves.png")
     plot_confusion(test_metrics["confusion_matrix"], out / "confusion_matrix.png", "test split")
@@ -656,6 +672,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, help="hidden, attention and classifier dropout")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (L2)")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument(
+        "--lexical",
+        action="store_true",
+        help="also train a lexical head beside the network, fused where validation NLL says it helps "
+        "(off by default: it sharpens the distributions; docs/model.md §2c)",
+    )
     p.add_argument("--class-weights", action="store_true", help="inverse-frequency class weights in the loss")
     p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
     p.add_argument("--patience", type=int, help="early stopping: epochs without a better validation macro-F1")

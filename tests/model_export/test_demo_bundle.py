@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moodtune.emotion.bundle import load_bundle, sha256_file
+from moodtune.emotion.bundle import load_bundle, sha256_file, version_hash
 from moodtune.emotion.classifier import EmotionClassifier
 from moodtune.labels import LABELS
 
@@ -42,7 +42,7 @@ def test_manifest_and_hashes():
     assert manifest["labels"] == list(LABELS)
     for name, digest in manifest["files"].items():
         assert sha256_file(DEMO / name) == digest, name
-    assert manifest["model_version"] == "demo-" + manifest["files"]["model.onnx"][:12]
+    assert manifest["model_version"] == "demo-" + version_hash(manifest["files"])[:12]
     assert load_bundle(DEMO).model_version == manifest["model_version"]
 
 

@@ -3,6 +3,7 @@
 import pytest
 
 from model_export import demo
+from model_export.lexical import LexicalConfig
 
 
 class _Stop(Exception):
@@ -26,3 +27,7 @@ def test_max_length_reaches_the_training_config(monkeypatch, tmp_path):
     with pytest.raises(_Stop):
         demo.main([])
     assert seen["cfg"].max_length == 64  # the demo's default, not TrainConfig's 128
+    assert seen["lexical"] is None  # the lexical head is opt-in (docs/model.md §2c)
+    with pytest.raises(_Stop):
+        demo.main(["--lexical", "--seed", "3"])
+    assert seen["lexical"] == LexicalConfig(seed=3)

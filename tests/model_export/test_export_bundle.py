@@ -17,8 +17,9 @@ from model_export.export import INT8_CPU_FLAGS
 from model_export.export import main as export_main
 from model_export.shapes import random_checkpoint
 from model_export.train import main as train_main
-from moodtune.emotion.bundle import load_bundle, sha256_file
+from moodtune.emotion.bundle import load_bundle, sha256_file, version_hash
 from moodtune.emotion.classifier import EmotionClassifier
+from moodtune.emotion.lexical import LEXICAL_FILE
 from moodtune.labels import LABELS
 
 PHRASES = {
@@ -47,7 +48,7 @@ def checkpoint(tmp_path_factory) -> Path:
     lines = [f"{label}\t{phrase} {i}번" for label, phrase in PHRASES.items() for i in range(10)]
     data.write_text("label\ttext\n" + "\n".join(lines) + "\n", encoding="utf-8")
     out = root / "finetuned"
-    argv = ["--checkpoint", str(base), "--data", str(data), "--out", str(out), "--epochs", "2"]
+    argv = ["--checkpoint", str(base), "--data", str(data), "--out", str(out), "--epochs", "2", "--lexical"]
     argv += ["--batch-size", "16", "--lr", "1e-3", "--max-length", "32", "--no-progress", "--seed", "1"]
     assert train_main(argv) == 0
     return out
@@ -72,7 +73,14 @@ def test_export_and_classify(checkpoint, tmp_path, capsys):
     )
     assert rc == 0
     bundle = load_bundle(out)
-    assert bundle.model_version == "moodtune-" + sha256_file(out / "model.onnx")[:12]
+    # train fit a lexical head beside the network (validation chose a weight above 0 here): the export
+    # ships it, its weight and the fused temperature from calibration.json, and the version names both.
+    calibration = json.loads((checkpoint / "calibration.json").read_text(encoding="utf-8"))
+    assert (checkpoint / LEXICAL_FILE).is_file() and calibration["lexical"]["weight"] > 0
+    assert bundle.lexical_weight == calibration["lexical"]["weight"]
+    assert bundle.temperature == calibration["lexical"]["temperature"]
+    assert sha256_file(out / LEXICAL_FILE) == sha256_file(checkpoint / LEXICAL_FILE)
+    assert bundle.model_version == "moodtune-" + version_hash(bundle.manifest["files"])[:12]
     assert bundle.max_length == 32  # from the checkpoint's tokenizer, as trained
     m = bundle.manifest
     exported_on = m["quantization"].pop("exported_on")
@@ -300,6 +308,7 @@ def test_train_folds_balance_and_feedback(tmp_path):
         "16",
     ]
     assert train_main(argv) == 0
+    assert not (out / LEXICAL_FILE).exists()  # no lexical head unless --lexical asks for one
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["folds"]["k"] == 2 and len(metrics["folds"]["per_fold"]) == 2
     assert set(metrics["folds"]["accuracy"]) == {"mean", "std"}

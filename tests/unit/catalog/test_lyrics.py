@@ -18,6 +18,7 @@ from moodtune.catalog.lyrics import (
     prepare_lyrics,
     strip_section_marker,
 )
+from moodtune.emotion.classifier import EmotionClassifier
 from moodtune.labels import LABELS
 
 
@@ -190,6 +191,7 @@ class _KeywordClassifier:
     model_version = "test-000000000000"
     tokenizer = None
     lines_per_chunk = 4  # as a bundle that names no chunking
+    take = staticmethod(EmotionClassifier.take)  # the real classifier's batch slicing
 
     def __init__(self) -> None:
         self.batches: list[tuple[int, int]] = []

@@ -344,7 +344,7 @@ class SongScorer:
         for start in range(0, n, self.batch_size):
             rows = order[start : start + self.batch_size]
             width = int(lengths[rows].max())
-            probs[rows] = self.classifier.infer({name: a[rows, :width] for name, a in encoded.items()})
+            probs[rows] = self.classifier.infer(self.classifier.take(encoded, rows, width))
         return probs, lengths
 
     def score(self, lyrics: Sequence[str]) -> list[SongScore | None]:

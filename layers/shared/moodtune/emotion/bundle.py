@@ -2,7 +2,9 @@
 
 ``load_bundle`` reads the manifest and checks it against the files before anything is served: the
 labels must be ``moodtune.labels.LABELS`` in order, every listed file must exist with the recorded
-sha256, and ``model_version`` must end with the first 12 hex digits of ``model.onnx``'s sha256.
+sha256, and ``model_version`` must end with the first 12 hex digits of ``version_hash``: the sha256 of
+``model.onnx``, or, where the bundle carries a lexical head (``lexical.npz``), the sha256 of both
+files' digests (``moodtune.emotion.lexical``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moodtune.emotion.lexical import LEXICAL_FILE
 from moodtune.labels import LABELS
 
 FORMAT_VERSION = 1
@@ -46,6 +49,13 @@ class Bundle:
     # Temperature scaling fit after training (manifest ``calibration.temperature``): the runtime
     # divides the logits by it before the softmax. 1.0 (no scaling) where the manifest has none.
     temperature: float = 1.0
+    # The lexical head's fusion weight (manifest ``calibration.lexical.weight``); None: no head.
+    lexical_weight: float | None = None
+
+    @property
+    def lexical_path(self) -> Path | None:
+        """``lexical.npz`` where the bundle carries a lexical head, else None."""
+        return None if self.lexical_weight is None else self.path / LEXICAL_FILE
 
     @property
     def model_path(self) -> Path:
@@ -70,9 +80,19 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def model_version_for(prefix: str, model_sha256: str) -> str:
-    """The model version a bundle gets: ``<prefix>-<first 12 hex of model.onnx sha256>``."""
-    return f"{prefix}-{model_sha256[:VERSION_HASH_CHARS]}"
+def version_hash(files: dict[str, str]) -> str:
+    """The digest a bundle's version names: model.onnx's sha256, or with a lexical head the sha256 of
+    ``"<model sha256>:<lexical sha256>"`` (a new head is a new model version: the catalog's vectors
+    belong to one)."""
+    model_sha = str(files[MODEL_FILE])
+    if LEXICAL_FILE not in files:
+        return model_sha
+    return hashlib.sha256(f"{model_sha}:{files[LEXICAL_FILE]}".encode()).hexdigest()
+
+
+def model_version_for(prefix: str, digest: str) -> str:
+    """The model version a bundle gets: ``<prefix>-<first 12 hex of its version_hash>``."""
+    return f"{prefix}-{digest[:VERSION_HASH_CHARS]}"
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
@@ -153,15 +173,15 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
         )
 
     temperature = _temperature(manifest, where)
+    lexical_weight = _lexical_weight(manifest, files, where)
 
     model_version = manifest.get("model_version")
-    model_hash = str(files[MODEL_FILE])
-    if not isinstance(model_version, str) or not model_version.endswith(
-        "-" + model_hash[:VERSION_HASH_CHARS]
-    ):
+    digest = version_hash(files)
+    if not isinstance(model_version, str) or not model_version.endswith("-" + digest[:VERSION_HASH_CHARS]):
+        what = f"{MODEL_FILE}'s sha256" if LEXICAL_FILE not in files else f"{MODEL_FILE} + {LEXICAL_FILE}"
         raise BundleError(
-            f"{where}: model_version {model_version!r} must be '<prefix>-{model_hash[:VERSION_HASH_CHARS]}' "
-            f"(the first {VERSION_HASH_CHARS} hex of {MODEL_FILE}'s sha256). Re-export the bundle."
+            f"{where}: model_version {model_version!r} must be '<prefix>-{digest[:VERSION_HASH_CHARS]}' "
+            f"(the first {VERSION_HASH_CHARS} hex of the version hash of {what}). Re-export the bundle."
         )
     return Bundle(
         path=root,
@@ -172,6 +192,7 @@ def load_bundle(path: str | Path, verify_hashes: bool = True) -> Bundle:
         manifest=manifest,
         lines_per_chunk=lines_per_chunk,
         temperature=temperature,
+        lexical_weight=lexical_weight,
     )
 
 
@@ -190,5 +211,31 @@ def _temperature(manifest: dict[str, Any], where: Path) -> float:
         raise BundleError(
             f"{where}: calibration.temperature must be a positive finite number, got {value!r}. "
             "Re-export the bundle (model_export fits it on the validation split)."
+        )
+    return float(value)
+
+
+def _lexical_weight(manifest: dict[str, Any], files: dict[str, Any], where: Path) -> float | None:
+    """``calibration.lexical.weight``: a non-negative finite number with lexical.npz listed in ``files``;
+    None when the manifest names no lexical head (and then no lexical.npz may be listed)."""
+    calibration = manifest.get("calibration")
+    lexical = calibration.get("lexical") if isinstance(calibration, dict) else None
+    if lexical is None:
+        if LEXICAL_FILE in files:
+            raise BundleError(
+                f"{where}: 'files' lists {LEXICAL_FILE} but calibration.lexical does not say how to fuse it. "
+                "Re-export the bundle."
+            )
+        return None
+    value = lexical.get("weight") if isinstance(lexical, dict) else None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise BundleError(
+            f"{where}: calibration.lexical.weight must be a non-negative finite number, got {value!r}. "
+            "Re-export the bundle (model_export fits it on the validation split)."
+        )
+    if LEXICAL_FILE not in files:
+        raise BundleError(
+            f"{where}: calibration.lexical is set but 'files' lacks {LEXICAL_FILE}. Copy the whole bundle "
+            "directory, or re-export it."
         )
     return float(value)

@@ -14,9 +14,12 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from moodtune.emotion.bundle import Bundle, BundleError, load_bundle
+from moodtune.emotion.lexical import LexicalHead
 from moodtune.emotion.text import normalize_text
 
 THREADS_ENV = "ORT_INTRA_OP_THREADS"
+# The lexical head's logits ride along with the token arrays (``tokenize``); not a graph input.
+LEXICAL_KEY = "lexical_logits"
 
 Encoded = dict[str, np.ndarray]
 
@@ -66,10 +69,21 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 class EmotionClassifier:
     """Classifies texts into probabilities over ``labels`` (``moodtune.labels.LABELS`` order)."""
 
-    def __init__(self, bundle: Bundle, session: ort.InferenceSession, tokenizer: Tokenizer) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        session: ort.InferenceSession,
+        tokenizer: Tokenizer,
+        lexical: LexicalHead | None = None,
+    ) -> None:
         self.bundle = bundle
         self.session = session
         self.tokenizer = tokenizer
+        if (lexical is None) != (bundle.lexical_weight is None):
+            raise BundleError(
+                f"{bundle.path}: the lexical head and the manifest's calibration.lexical disagree."
+            )
+        self.lexical = lexical
         self._input_names = tuple(i.name for i in session.get_inputs())
         missing = {"input_ids", "attention_mask"} - set(self._input_names)
         if missing:
@@ -116,7 +130,13 @@ class EmotionClassifier:
         tokenizer.enable_truncation(max_length=bundle.max_length)
         pad_id = tokenizer.token_to_id("[PAD]")
         tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
-        return cls(bundle, session, tokenizer)
+        lexical = None
+        if bundle.lexical_path is not None:
+            try:
+                lexical = LexicalHead.load(bundle.lexical_path)
+            except ValueError as exc:
+                raise BundleError(f"{bundle.lexical_path}: {exc}. Re-export the bundle.") from exc
+        return cls(bundle, session, tokenizer, lexical)
 
     @property
     def model_version(self) -> str:
@@ -136,8 +156,10 @@ class EmotionClassifier:
         return self.bundle.labels
 
     def tokenize(self, texts: Sequence[str]) -> Encoded:
-        """Normalise and tokenize a batch: int64 arrays [n, longest in batch] for each graph input."""
-        encodings = self.tokenizer.encode_batch([normalize_text(t) for t in texts])
+        """Normalise and tokenize a batch: int64 arrays [n, longest in batch] for each graph input, and
+        with a lexical head its logits [n, 7] under ``LEXICAL_KEY``."""
+        texts = [normalize_text(t) for t in texts]
+        encodings = self.tokenizer.encode_batch(texts)
         width = len(encodings[0].ids) if encodings else 0
         encoded: Encoded = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), width),
@@ -147,7 +169,15 @@ class EmotionClassifier:
         }
         if "token_type_ids" in self._input_names:
             encoded["token_type_ids"] = np.zeros_like(encoded["input_ids"])
+        if self.lexical is not None:
+            encoded[LEXICAL_KEY] = self.lexical.logits(texts)
         return encoded
+
+    @staticmethod
+    def take(encoded: Encoded, rows: np.ndarray, width: int) -> Encoded:
+        """The ``rows`` of a tokenized batch, token arrays cut to ``width`` tokens (per-text arrays such
+        as the lexical logits are kept whole)."""
+        return {name: a[rows] if name == LEXICAL_KEY else a[rows, :width] for name, a in encoded.items()}
 
     @property
     def temperature(self) -> float:
@@ -156,7 +186,15 @@ class EmotionClassifier:
 
     def infer(self, encoded: Encoded) -> np.ndarray:
         """Run the graph on tokenized input; calibrated float32 probabilities [n, 7] in label order."""
-        return softmax(self.infer_logits(encoded), self.bundle.temperature)
+        return softmax(self.fused_logits(encoded), self.bundle.temperature)
+
+    def fused_logits(self, encoded: Encoded) -> np.ndarray:
+        """The graph's logits plus the lexical head's times its weight (the graph's alone without a
+        head): what the temperature divides."""
+        logits = self.infer_logits(encoded)
+        if self.lexical is None:
+            return logits
+        return logits + np.float32(self.bundle.lexical_weight) * encoded[LEXICAL_KEY]
 
     def infer_logits(self, encoded: Encoded) -> np.ndarray:
         """The graph's raw logits [n, 7] (before temperature scaling and softmax)."""
