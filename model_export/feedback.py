@@ -19,6 +19,7 @@ import gzip
 import json
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +167,13 @@ def feedback_examples(
     """The loop's rule on ``rows`` (latest answers): ``learn.lyric_examples``; ``report`` counts what
     was kept (per target label) and which songs were left out and why."""
     evidence = learn.song_evidence(rows)
-    targets = learn.rule_vectors(priors, rows, cfg, cfg.target_strength) if cfg.rule == "joint" else None
+    # Targets as sharp as the answers make them: measured, targets held to the lyrics' peak (soft,
+    # near-flat) cost 4 points of test accuracy in one round (docs/retraining.md).
+    targets = (
+        learn.rule_vectors(priors, rows, replace(cfg, keep_sharpness=False), cfg.target_strength)
+        if cfg.rule == "joint"
+        else None
+    )
     examples = learn.lyric_examples(chunks, priors, evidence, cfg, targets)
     if report is not None:
         for song_id, ev in evidence.items():

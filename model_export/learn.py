@@ -58,7 +58,7 @@ class LearnConfig:
     noise: float = 0.1  # the answer noise the bayes rule assumes
     need_like: bool = True  # a song's lyrics become examples only once a user liked it
     iterations: int = 5  # the joint rule's rounds of inference (texts <-> songs)
-    keep_sharpness: bool = True  # served vectors keep their lyric vector's peak (``keep_sharpness``)
+    keep_sharpness: bool = True  # served vectors keep their lyric vector's peak (never the targets)
 
 
 @dataclass

@@ -1058,7 +1058,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sharp",
         action="store_true",
-        help="song vectors and targets as sharp as the answers make them (default: as the lyrics' at most)",
+        help="served song vectors as sharp as the answers make them (default: as the lyrics' at most)",
     )
     p.add_argument("--quick", action="store_true", help="1 round, 12 users, a tiny model (the test suite)")
     p.add_argument("--out", type=Path, default=None, help=f"artefacts (default {OUT}[-control|-quick])")

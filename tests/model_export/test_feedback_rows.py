@@ -137,15 +137,14 @@ def test_only_the_latest_answer_for_a_song_counts(tmp_path, catalog):
     for day, rows in (("2026-11-24", liked), ("2026-11-25", [disliked])):
         (tmp_path / f"dt={day}").mkdir()
         (tmp_path / f"dt={day}" / "part-0.jsonl.gz").write_bytes(gz(rows))
-    raw = LearnConfig(keep_sharpness=False)  # targets as sharp as the answers make them
-    examples, report = load_feedback(str(tmp_path), catalog, BUNDLE, raw)
+    examples, report = load_feedback(str(tmp_path), catalog, BUNDLE)
     assert report.dropped["superseded by a later answer"] == 1
     joy = LABELS.index("joy")
     # 1 like + 1 dislike from joyful texts: weight 2/(2+2); had the like stood, 2 likes would weigh the same
     assert examples and {e.weight for e in examples} == {0.5}
     retracted = examples[0].soft[joy]
     (tmp_path / "dt=2026-11-25" / "part-0.jsonl.gz").write_bytes(gz([]))
-    kept, _ = load_feedback(str(tmp_path), catalog, BUNDLE, raw)
+    kept, _ = load_feedback(str(tmp_path), catalog, BUNDLE)
     assert kept[0].soft[joy] > retracted  # two standing likes say more joy than a like and a dislike
 
 
