@@ -6,7 +6,10 @@ knows a user's true feeling, only the distribution its model gave the text. From
 * **evidence per song** (``song_evidence``): the sum of the text distributions of the answers that
   liked the song (``likes``) and of those that disliked it (``dislikes``), each song of a
   recommendation counted once with its latest answer.
-* **the Bayes rule** (``bayes_vector``, the default, chosen by the loop's measurement): a posterior over
+* **the joint rule** (``joint_vectors``, ``rule="joint"``, the default, chosen by the loop's
+  measurement): the texts' and the songs' feelings inferred together from the answers (Dawid and
+  Skene 1979), so that a text the model misread is read from its other answers.
+* **the Bayes rule** (``bayes_vector``, ``rule="bayes"``): a posterior over
   the song's one true feeling, each answer a likelihood with the answer noise ``noise`` (a like from a
   text read as ``s``: ``(1-ε)·s_c + ε·(1-s_c)``; a dislike: its complement), blended with the lyric
   prior ``p`` as ``(strength·p + n·post) / (strength + n)``. A like from a text the model read as
@@ -15,18 +18,19 @@ knows a user's true feeling, only the distribution its model gave the text. From
 * **the additive rule** (``posterior_vector``, ``rule="additive"``): the lyrics' vector ``p`` is the
   prior with the weight of ``strength`` answers; likes add their text distribution, dislikes take
   ``against`` × theirs away (never below ``floor`` × the prior), and the result is normalised:
-  ``q ∝ max(strength·p + L − against·D, floor·p)``. With no feedback ``q = p`` (both rules).
-* **feedback-aware song vectors**: the rule's vector of every song, computed by a job after ingestion
-  and stored with the catalog of one model version (``model_export.loop.apply_song_vectors``), never
-  on the request path.
+  ``q ∝ max(strength·p + L − against·D, floor·p)``. With no feedback ``q = p`` (every rule).
+* **feedback-aware song vectors** (``rule_vectors``): the rule's vector of every song, no sharper
+  than its lyric vector (``keep_sharpness``), computed by a job after ingestion and stored with the
+  catalog of one model version (``model_export.loop.apply_song_vectors``), never on the request path.
 * **lyrics labelled through feedback** (``lyric_examples``): every lyric chunk of a song with enough
   answers becomes a soft training example whose target is the rule's vector for the song computed
   with a weaker prior (``target_strength``), weighted by the evidence ``n / (n + strength)`` (capped
   at ``max_weight``). The model learns the lyrics' register from what users said about them; a
   disliked song is evidence against the feelings of the texts it failed.
 
-The circular rule (a satisfied text labelled with the model's own prediction, ``model_export.feedback``)
-is not used here: it can only confirm what the model believes.
+``model_export.feedback.feedback_examples`` applies this to an export for ``train --feedback`` and
+the loop alike; the circular rule it replaced (a satisfied text labelled with the model's own
+prediction) could only confirm what the model believed.
 Pure numpy; torch only where ``model_export.loop`` fine-tunes.
 """
 
@@ -56,7 +60,7 @@ class LearnConfig:
     max_weight: float = 1.0  # the most an example of feedback-labelled lyrics weighs
     rule: str = "joint"  # or "bayes", "additive"; chosen by the loop's measurement (docs/retraining.md)
     noise: float = 0.1  # the answer noise the bayes rule assumes
-    need_like: bool = True  # a song's lyrics become examples only once a user liked it
+    need_like: bool = False  # True: a song's lyrics become examples only once a user liked it
     iterations: int = 5  # the joint rule's rounds of inference (texts <-> songs)
     keep_sharpness: bool = True  # served vectors keep their lyric vector's peak (never the targets)
 
@@ -271,7 +275,8 @@ def lyric_examples(
     targets: Mapping[str, np.ndarray] | None = None,
 ) -> list[Example]:
     """Soft, evidence-weighted training examples from the lyric chunks of songs users answered about
-    (at least ``min_answers`` answers, and a like where ``need_like``), in song id order. ``targets``:
+    (at least ``min_answers`` answers, and a like where ``need_like``; disliked-only songs count
+    by default: measured, they add songs scored as meant), in song id order. ``targets``:
     the songs' target vectors where the rule needs all rows (``rule_vectors``); else per song."""
     out: list[Example] = []
     for song_id in sorted(evidence):

@@ -1,6 +1,6 @@
 """The feedback loop, simulated end to end through the real stack: ``python -m model_export.loop``.
 
-    python -m model_export.loop                     # 3 rounds, learning on (≈ 25 min on 2 cores)
+    python -m model_export.loop                     # 3 rounds, learning on (≈ 7 min on 2 cores)
     python -m model_export.loop --control           # the same rounds with learning off
     python -m model_export.loop --learn vectors     # only the feedback-aware song vectors
     python -m model_export.loop --quick             # 1 tiny round with a tiny model (the test suite)
@@ -330,7 +330,7 @@ class Recipe:
     """How rounds train: the model shape and the fine-tuning of one round."""
 
     quick: bool = False
-    epochs_per_round: int = 2
+    epochs_per_round: int = 3
     lr: float = 1e-4
     replay: int = 1500  # corpus training texts mixed into a round (against forgetting)
     seed: int = 0
@@ -651,9 +651,9 @@ class LoopConfig:
     """Everything a run depends on (``loop.json`` records it)."""
 
     rounds: int = 3
-    users_per_round: int = 150
-    explore: float = 0.2
-    explore_window: int = 0
+    users_per_round: int = 1000
+    explore: float = 0.3
+    explore_window: int = 50
     reread: bool = False  # 'both': song vectors from the texts as the new model reads them
     noise: float = 0.1
     answer_rate: float = 0.6
@@ -993,14 +993,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure this share of the users file instead of --eval",
     )
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--users-per-round", type=int, default=150)
+    p.add_argument(
+        "--users-per-round",
+        type=int,
+        default=1000,
+        help="simulated users a round (≈ 3,000 answers; docs/retraining.md: how many a real round needs)",
+    )
     p.add_argument("--noise", type=float, default=0.1, help="probability a user's answer is flipped")
     p.add_argument("--answer-rate", type=float, default=0.6, help="probability a listed song is answered")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--explore",
         type=float,
-        default=0.2,
+        default=0.3,
         metavar="SHARE",
         help="share of lists whose last (5th) slot is a song ranked below the list (0: off)",
     )
@@ -1012,7 +1017,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what a round learns: a fine-tuned model (default: the ablation's choice, docs/retraining.md), "
         "song vectors, both, none",
     )
-    p.add_argument("--epochs-per-round", type=int, default=2)
+    p.add_argument("--epochs-per-round", type=int, default=3)
     p.add_argument(
         "--replay", type=int, default=1500, help="corpus texts mixed into each round's fine-tuning"
     )
@@ -1029,7 +1034,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--explore-window",
         type=int,
-        default=0,
+        default=50,
         metavar="N",
         help="the exploration slot draws from the N songs ranked best below the list (0: from all)",
     )
@@ -1051,9 +1056,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the lyric prior's weight (in answers) in the fine-tuning targets",
     )
     p.add_argument(
-        "--dislike-only",
+        "--need-like",
         action="store_true",
-        help="songs only disliked become examples too (their targets move away from the texts' feelings)",
+        help="a song's lyrics become examples only once a user liked it (default: disliked songs count too)",
     )
     p.add_argument(
         "--sharp",
@@ -1119,7 +1124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rule=args.rule,
             min_answers=1 if args.quick else args.min_answers,
             target_strength=args.target_strength,
-            need_like=not args.dislike_only,
+            need_like=args.need_like,
             keep_sharpness=not args.sharp,
         ),
         recipe=recipe,

@@ -79,14 +79,17 @@ def test_answered_songs_lyrics_become_soft_examples_moved_by_the_answers(tmp_pat
     assert report.dropped["row without scores or answer"] == 1
 
 
-def test_a_song_never_liked_is_no_example_and_the_weight_is_capped(tmp_path, catalog):
+def test_a_song_never_liked_counts_unless_a_like_is_required_and_the_weight_is_capped(tmp_path, catalog):
     path = tmp_path / "part-0.jsonl.gz"
     path.write_bytes(gz([row("a", "s2", False), row("b", "s2", False), *ROWS[:3]]))
-    examples, report = load_feedback(str(path), catalog, BUNDLE, LearnConfig(max_weight=0.2))
+    examples, report = load_feedback(str(path), catalog, BUNDLE, LearnConfig(max_weight=0.2, need_like=True))
     assert {e.weight for e in examples} == {0.2}
     assert report.dropped["song never liked"] == 1
     chunks, _ = catalog_lyrics(catalog, BUNDLE)
     assert [e.text for e in examples] == chunks["s1"]
+    # by default a song only disliked counts too: its target moves away from the texts' feelings
+    examples, _ = load_feedback(str(path), catalog, BUNDLE)
+    assert [e.text for e in examples] == chunks["s1"] + chunks["s2"]
 
 
 def test_directory_of_daily_partitions(tmp_path, catalog):

@@ -19,7 +19,7 @@ from model_export.learn import (
 )
 from moodtune.labels import LABEL_INDEX, LABELS
 
-CFG = LearnConfig(rule="additive")
+CFG = LearnConfig(rule="additive", need_like=True)
 
 
 def dist(**probs: float) -> dict[str, float]:
@@ -135,12 +135,12 @@ def test_reread_puts_the_texts_in_the_new_models_terms_and_keeps_rows_without_te
     assert ev.likes[LABEL_INDEX["sadness"]] == pytest.approx(1.6)
 
 
-def test_dislike_only_songs_become_examples_only_when_asked() -> None:
+def test_dislike_only_songs_become_examples_unless_a_like_is_required() -> None:
     rows = [row("s1", False, rid=f"r{i}", joy=1.0) for i in range(3)]
     ev = song_evidence(rows)
     chunks, priors = {"s1": ["가사 한 줄"]}, {"s1": PRIOR}
-    assert lyric_examples(chunks, priors, ev, LearnConfig()) == []
-    (example,) = lyric_examples(chunks, priors, ev, LearnConfig(need_like=False))
+    assert lyric_examples(chunks, priors, ev, LearnConfig(need_like=True)) == []
+    (example,) = lyric_examples(chunks, priors, ev, LearnConfig())
     assert example.soft is not None and example.soft[LABEL_INDEX["joy"]] < PRIOR[LABEL_INDEX["joy"]]
 
 
