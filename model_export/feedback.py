@@ -1,11 +1,16 @@
 """Training examples from exported feedback rows (``feedback/dt=YYYY-MM-DD/…jsonl.gz``).
 
 A row: ``{recommendation_id, created_at, feedback_at, text, scores{label: p}, dominant, song_id,
-song_dominant, satisfied, mode, model_version}``. A satisfied row with text becomes an example labelled
-with the text's predicted ``dominant`` emotion, with a weight: the user liked a song picked for that
-emotion, which is weak evidence that the prediction was right. Unsatisfied rows say nothing certain
-about the text's label and are skipped. The same recommendation can have several satisfied songs; its
-text is used once.
+song_dominant, satisfied, mode, model_version}``. The rule is the feedback loop's
+(``model_export.learn``, measured in docs/retraining.md): **lyrics labelled through feedback**. Each
+song's answers (liked and disliked, only a recommendation's latest answer per song) are evidence
+about the feeling the song carries; the lyric chunks of a song with enough answers become soft,
+evidence-weighted training examples whose target is the song's lyric vector (scored by the bundle in
+service, the prior) moved by that evidence. The user's text is not needed (only its ``scores``), so
+rows exported with ``STORE_TEXT=false`` count too.
+
+(The older rule, a satisfied text labelled with the model's own predicted ``dominant``, is gone: it
+could only confirm what the model already believed and dropped the dislikes.)
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from model_export import learn
 from model_export.datasets import Example, LoadReport
 from model_export.errors import ModelExportError
-from moodtune.emotion.text import normalize_text
-from moodtune.labels import canonical_label
 
 
 def _is_rows_file(name: str) -> bool:
@@ -114,34 +122,91 @@ def latest_rows(rows: list) -> list[dict]:
     return [r for r in _latest_answers(rows, report) if isinstance(r, dict) and "song_id" in r]
 
 
-def load_feedback(source: str, weight: float = 0.5) -> tuple[list[Example], LoadReport]:
-    """Examples from satisfied feedback rows at ``source`` (a .jsonl.gz file, a directory of them, or an
-    ``s3://bucket/prefix`` URI read with boto3), each with ``weight``."""
+def lyric_chunks(catalog: Path, lines_per_chunk: int) -> dict[str, list[str]]:
+    """Every catalog song's lyric chunks, cut as ingestion cuts them for a bundle's chunking."""
+    from moodtune.catalog.ingest import CatalogEntry, IngestSettings, read_catalog_file
+    from moodtune.catalog.lyrics import prepare_lyrics
+
+    if not catalog.is_file():
+        raise ModelExportError(f"{catalog}: no such catalog file (the JSONL that ingestion reads).")
+    rules = IngestSettings().lyrics_options(lines_per_chunk)
+    return {
+        p.song.song_id: list(prepare_lyrics(p.song.lyrics, rules).chunks)
+        for p in read_catalog_file(catalog)
+        if isinstance(p, CatalogEntry)
+    }
+
+
+def catalog_lyrics(catalog: Path, bundle: Path) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
+    """``lyric_chunks`` for ``bundle``, and every song's lyric vector as ingestion scores it with
+    ``bundle`` (the rule's prior: the bundle that served the feedback)."""
+    from moodtune.catalog.ingest import CatalogEntry, IngestSettings, SongScorer, read_catalog_file
+    from moodtune.emotion.classifier import EmotionClassifier
+
+    classifier = EmotionClassifier.from_bundle(bundle)
+    chunks = lyric_chunks(catalog, classifier.lines_per_chunk)
+    settings = IngestSettings()
+    rules = settings.lyrics_options(classifier.lines_per_chunk)
+    entries = [p.song for p in read_catalog_file(catalog) if isinstance(p, CatalogEntry)]
+    scores = SongScorer(classifier, rules, settings.batch_size).score([song.lyrics for song in entries])
+    priors = {
+        song.song_id: np.asarray(score.vector, dtype=np.float64)
+        for song, score in zip(entries, scores, strict=True)
+        if score is not None
+    }
+    return chunks, priors
+
+
+def feedback_examples(
+    rows: Sequence[Mapping[str, Any]],
+    chunks: Mapping[str, Sequence[str]],
+    priors: Mapping[str, np.ndarray],
+    cfg: learn.LearnConfig,
+    report: LoadReport | None = None,
+) -> list[Example]:
+    """The loop's rule on ``rows`` (latest answers): ``learn.lyric_examples``; ``report`` counts what
+    was kept (per target label) and which songs were left out and why."""
+    evidence = learn.song_evidence(rows)
+    # Targets as sharp as the answers make them: measured, targets held to the lyrics' peak (soft,
+    # near-flat) cost 4 points of test accuracy in one round (docs/retraining.md).
+    targets = (
+        learn.rule_vectors(priors, rows, replace(cfg, keep_sharpness=False), cfg.target_strength)
+        if cfg.rule == "joint"
+        else None
+    )
+    examples = learn.lyric_examples(chunks, priors, evidence, cfg, targets)
+    if report is not None:
+        for song_id, ev in evidence.items():
+            if song_id not in priors:
+                report.dropped["song not in the catalog"] += 1
+            elif ev.answers_count < cfg.min_answers:
+                report.dropped[f"song with fewer than {cfg.min_answers} answers"] += 1
+            elif ev.n_likes == 0 and cfg.need_like:
+                report.dropped["song never liked"] += 1
+        report.dropped["row without scores or answer"] += len(rows) - sum(
+            ev.answers_count for ev in evidence.values()
+        )
+        report.dropped = +report.dropped
+        report.kept = Counter(e.label for e in examples)
+        report.soft = sum(e.soft is not None for e in examples)
+    return examples
+
+
+def load_feedback(
+    source: str, catalog: Path, bundle: Path, cfg: learn.LearnConfig | None = None
+) -> tuple[list[Example], LoadReport]:
+    """Lyric examples labelled through the feedback at ``source`` (a .jsonl.gz file, a directory of
+    them, or an ``s3://bucket/prefix`` URI read with boto3): ``catalog``'s songs, their chunks and
+    priors from ``bundle`` (the bundle that served the feedback)."""
     report = LoadReport(source=f"{source} (feedback)")
     raw, n_files = load_rows(source)
-    report.rows = len(raw)
-    seen: set[str] = set()
-    examples = []
-    for row in _latest_answers(raw, report):
-        if not isinstance(row, dict) or row.get("satisfied") is not True:
-            report.dropped["not satisfied"] += 1
-            continue
-        text = normalize_text(str(row.get("text") or ""))
-        if not text:
-            report.dropped["no text (STORE_TEXT off or expired)"] += 1
-            continue
-        label = canonical_label(str(row.get("dominant", "")))
-        if label is None:
-            report.dropped[f"unknown dominant {row.get('dominant')!r}"] += 1
-            continue
-        key = str(row.get("recommendation_id") or text)
-        if key in seen:
-            report.dropped["same recommendation again"] += 1
-            continue
-        seen.add(key)
-        examples.append(Example(text, label, weight))
-        report.kept[label] += 1
     if n_files == 0:
         raise ModelExportError(f"{source}: no .jsonl.gz feedback files there.")
-    report.kept = Counter(report.kept)
-    return examples, report
+    report.rows = len(raw)
+    rows = _latest_answers(raw, report)
+    malformed = [r for r in rows if not isinstance(r, dict) or "song_id" not in r]
+    if malformed:
+        report.dropped["malformed row"] += len(malformed)
+    rows = [r for r in rows if isinstance(r, dict) and "song_id" in r]
+    chunks, priors = catalog_lyrics(catalog, bundle)
+    return feedback_examples(rows, chunks, priors, cfg or learn.LearnConfig(), report), report

@@ -6,7 +6,10 @@ knows a user's true feeling, only the distribution its model gave the text. From
 * **evidence per song** (``song_evidence``): the sum of the text distributions of the answers that
   liked the song (``likes``) and of those that disliked it (``dislikes``), each song of a
   recommendation counted once with its latest answer.
-* **the Bayes rule** (``bayes_vector``, the default, chosen by the loop's measurement): a posterior over
+* **the joint rule** (``joint_vectors``, ``rule="joint"``, the default, chosen by the loop's
+  measurement): the texts' and the songs' feelings inferred together from the answers (Dawid and
+  Skene 1979), so that a text the model misread is read from its other answers.
+* **the Bayes rule** (``bayes_vector``, ``rule="bayes"``): a posterior over
   the song's one true feeling, each answer a likelihood with the answer noise ``noise`` (a like from a
   text read as ``s``: ``(1-ε)·s_c + ε·(1-s_c)``; a dislike: its complement), blended with the lyric
   prior ``p`` as ``(strength·p + n·post) / (strength + n)``. A like from a text the model read as
@@ -15,18 +18,19 @@ knows a user's true feeling, only the distribution its model gave the text. From
 * **the additive rule** (``posterior_vector``, ``rule="additive"``): the lyrics' vector ``p`` is the
   prior with the weight of ``strength`` answers; likes add their text distribution, dislikes take
   ``against`` × theirs away (never below ``floor`` × the prior), and the result is normalised:
-  ``q ∝ max(strength·p + L − against·D, floor·p)``. With no feedback ``q = p`` (both rules).
-* **feedback-aware song vectors**: the rule's vector of every song, computed by a job after ingestion
-  and stored with the catalog of one model version (``model_export.loop.apply_song_vectors``), never
-  on the request path.
+  ``q ∝ max(strength·p + L − against·D, floor·p)``. With no feedback ``q = p`` (every rule).
+* **feedback-aware song vectors** (``rule_vectors``): the rule's vector of every song, no sharper
+  than its lyric vector (``keep_sharpness``), computed by a job after ingestion and stored with the
+  catalog of one model version (``model_export.loop.apply_song_vectors``), never on the request path.
 * **lyrics labelled through feedback** (``lyric_examples``): every lyric chunk of a song with enough
   answers becomes a soft training example whose target is the rule's vector for the song computed
   with a weaker prior (``target_strength``), weighted by the evidence ``n / (n + strength)`` (capped
   at ``max_weight``). The model learns the lyrics' register from what users said about them; a
   disliked song is evidence against the feelings of the texts it failed.
 
-The circular rule (a satisfied text labelled with the model's own prediction, ``model_export.feedback``)
-is not used here: it can only confirm what the model believes.
+``model_export.feedback.feedback_examples`` applies this to an export for ``train --feedback`` and
+the loop alike; the circular rule it replaced (a satisfied text labelled with the model's own
+prediction) could only confirm what the model believed.
 Pure numpy; torch only where ``model_export.loop`` fine-tunes.
 """
 
@@ -54,8 +58,11 @@ class LearnConfig:
     target_strength: float = 0.5  # the prior's weight in the fine-tuning targets
     min_answers: int = 2  # a song needs this many answers before its lyrics become examples
     max_weight: float = 1.0  # the most an example of feedback-labelled lyrics weighs
-    rule: str = "bayes"  # or "additive" (posterior_vector); chosen by the loop's measurement
+    rule: str = "joint"  # or "bayes", "additive"; chosen by the loop's measurement (docs/retraining.md)
     noise: float = 0.1  # the answer noise the bayes rule assumes
+    need_like: bool = False  # True: a song's lyrics become examples only once a user liked it
+    iterations: int = 5  # the joint rule's rounds of inference (texts <-> songs)
+    keep_sharpness: bool = True  # served vectors keep their lyric vector's peak (never the targets)
 
 
 @dataclass
@@ -147,6 +154,100 @@ def bayes_vector(
     return ((strength * p + n * post) / (strength + n)).astype(np.float32)
 
 
+def _softmax_rows(logits: np.ndarray) -> np.ndarray:
+    out = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return out / out.sum(axis=-1, keepdims=True)
+
+
+def _recommendations(rows: Iterable[Mapping[str, Any]], index: Mapping[str, int]) -> list[tuple]:
+    """(text scores, song rows, liked) per recommendation, in an order that depends on the content only."""
+    groups: dict[str, tuple[np.ndarray, list[tuple[int, bool]]]] = {}
+    for row in rows:
+        vector, satisfied, song = _scores(row), row.get("satisfied"), str(row.get("song_id", ""))
+        if vector is None or not isinstance(satisfied, bool) or song not in index:
+            continue
+        key = str(row.get("recommendation_id") or id(row))
+        groups.setdefault(key, (vector, []))[1].append((index[song], satisfied))
+    out = [
+        (vector, np.array([j for j, _ in sorted(ans)]), np.array([liked for _, liked in sorted(ans)]))
+        for vector, ans in groups.values()
+    ]
+    out.sort(key=lambda g: (g[0].round(6).tolist(), g[1].tolist(), g[2].tolist()))
+    return out
+
+
+def joint_vectors(
+    priors: Mapping[str, np.ndarray], rows: Iterable[Mapping[str, Any]], cfg: LearnConfig, strength: float
+) -> dict[str, np.ndarray]:
+    """The joint rule: the feelings of the texts and of the songs inferred together from the answers.
+
+    The bayes rule trusts the model's reading of each text; where the model misread it, every answer
+    from it points the song the wrong way. Here a recommendation's other answers also say what its text
+    felt (liked songs believed sad: a sad text), as in Dawid and Skene (1979)'s annotator model: for
+    ``cfg.iterations`` rounds, each answer's text feeling is the text's reading times the likelihood
+    of its other answers under the current song beliefs, and each song's belief is its lyric prior
+    times the likelihood of its answers under those text feelings (noise ``cfg.noise``). The result
+    is blended with the prior as the bayes rule is, ``(strength·p + n·post) / (strength + n)``; with
+    no answers it is the prior."""
+    songs = sorted(priors)
+    index = {song: i for i, song in enumerate(songs)}
+    prior = np.array([np.asarray(priors[s], dtype=np.float64) for s in songs]).reshape(-1, NUM_LABELS)
+    prior = prior / np.maximum(prior.sum(axis=1, keepdims=True), 1e-12)
+    groups = _recommendations(rows, index)
+    answers = np.zeros(len(songs))
+    for _, js, _ in groups:
+        np.add.at(answers, js, 1)
+    eps, log_prior, belief = cfg.noise, np.log(np.maximum(prior, 1e-6)), prior.copy()
+    for _ in range(cfg.iterations if groups else 0):
+        log_post = log_prior.copy()
+        for text, js, liked in groups:
+            like = (1 - eps) * belief[js] + eps * (1 - belief[js])  # [answers, feeling of the text]
+            log_fac = np.log(np.maximum(np.where(liked[:, None], like, 1 - like), 1e-9))
+            # each answer's text feeling from the reading and the text's *other* answers
+            q = _softmax_rows(np.log(np.maximum(text, 1e-6)) + log_fac.sum(axis=0) - log_fac)
+            like_q = (1 - eps) * q + eps * (1 - q)  # [answers, feeling of the song]
+            np.add.at(log_post, js, np.log(np.maximum(np.where(liked[:, None], like_q, 1 - like_q), 1e-9)))
+        belief = _softmax_rows(log_post)
+    n = answers[:, None]
+    blended = (strength * prior + n * belief) / (strength + n)
+    return {song: blended[i].astype(np.float32) for i, song in enumerate(songs)}
+
+
+def keep_sharpness(
+    prior: Sequence[float] | np.ndarray, posterior: Sequence[float] | np.ndarray
+) -> np.ndarray:
+    """``posterior`` tempered (``q^τ``, renormalised, τ ≤ 1) until its peak is no higher than the
+    prior's: the feedback decides which feelings a song carries, its lyrics how sharply. A song's
+    vector is compared by cosine with calibrated, soft text readings, so a vector made sharp by many
+    answers would rank below broad, unanswered songs for every soft text, whatever its feeling."""
+    p, q = np.asarray(prior, dtype=np.float64), np.asarray(posterior, dtype=np.float64)
+    p, q = p / p.sum(), np.maximum(q / q.sum(), 1e-12)
+    if q.max() <= p.max():
+        return q.astype(np.float32)
+    lo, hi = 0.0, 1.0  # peak(q^τ) grows with τ: 1/7 at τ = 0, q.max() at τ = 1
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        v = q**mid
+        lo, hi = (mid, hi) if v.max() / v.sum() <= p.max() else (lo, mid)
+    v = q**lo
+    return (v / v.sum()).astype(np.float32)
+
+
+def rule_vectors(
+    priors: Mapping[str, np.ndarray], rows: Sequence[Mapping[str, Any]], cfg: LearnConfig, strength: float
+) -> dict[str, np.ndarray]:
+    """Every song's vector under the configured rule, its prior worth ``strength`` answers (with
+    ``cfg.keep_sharpness``, no sharper than its lyric vector)."""
+    if cfg.rule == "joint":
+        out = joint_vectors(priors, rows, cfg, strength)
+    else:
+        evidence = song_evidence(rows)
+        out = {s: song_vector(p, evidence.get(s), cfg, strength) for s, p in priors.items()}
+    if cfg.keep_sharpness:
+        out = {s: keep_sharpness(priors[s], v) for s, v in out.items()}
+    return out
+
+
 def song_vector(
     prior: Sequence[float] | np.ndarray, evidence: Evidence | None, cfg: LearnConfig, strength: float
 ) -> np.ndarray:
@@ -159,7 +260,7 @@ def song_vector(
 def posterior_vectors(
     priors: Mapping[str, np.ndarray], evidence: Mapping[str, Evidence], cfg: LearnConfig
 ) -> dict[str, np.ndarray]:
-    """The rule's vector (``song_vector``) for every song of ``priors``."""
+    """The per-song rule's vector (``song_vector``: bayes or additive) for every song of ``priors``."""
     return {
         song_id: song_vector(prior, evidence.get(song_id), cfg, cfg.strength)
         for song_id, prior in priors.items()
@@ -171,18 +272,41 @@ def lyric_examples(
     priors: Mapping[str, np.ndarray],
     evidence: Mapping[str, Evidence],
     cfg: LearnConfig,
+    targets: Mapping[str, np.ndarray] | None = None,
 ) -> list[Example]:
     """Soft, evidence-weighted training examples from the lyric chunks of songs users answered about
-    (at least ``min_answers`` answers, at least one like), in song id order."""
+    (at least ``min_answers`` answers, and a like where ``need_like``; disliked-only songs count
+    by default: measured, they add songs scored as meant), in song id order. ``targets``:
+    the songs' target vectors where the rule needs all rows (``rule_vectors``); else per song."""
     out: list[Example] = []
     for song_id in sorted(evidence):
         ev = evidence[song_id]
-        if ev.answers_count < cfg.min_answers or ev.n_likes == 0 or song_id not in priors:
+        if ev.answers_count < cfg.min_answers or song_id not in priors:
             continue
-        target = song_vector(priors[song_id], ev, cfg, cfg.target_strength)
+        if cfg.need_like and ev.n_likes == 0:
+            continue
+        target = (
+            targets[song_id]
+            if targets is not None
+            else song_vector(priors[song_id], ev, cfg, cfg.target_strength)
+        )
         weight = min(cfg.max_weight, ev.answers_count / (ev.answers_count + cfg.strength))
         for chunk in chunks.get(song_id, ()):
             out.append(soft_example(chunk, [round(float(t), 4) for t in target], weight))
+    return out
+
+
+def reread(rows: Sequence[Mapping[str, Any]], predict: Any) -> list[dict[str, Any]]:
+    """The rows with each text's ``scores`` read again by ``predict`` (texts -> [n, 7] probabilities:
+    the new model), so that evidence is in the new model's terms; rows without text keep theirs."""
+    out = [dict(r) for r in rows]
+    texts = sorted({str(r["text"]) for r in out if isinstance(r.get("text"), str) and r["text"].strip()})
+    if not texts:
+        return out
+    read = {t: p for t, p in zip(texts, np.asarray(predict(texts), dtype=np.float64), strict=True)}
+    for r in out:
+        if r.get("text") in read:
+            r["scores"] = {label: float(p) for label, p in zip(LABELS, read[r["text"]], strict=True)}
     return out
 
 

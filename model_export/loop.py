@@ -1,6 +1,6 @@
 """The feedback loop, simulated end to end through the real stack: ``python -m model_export.loop``.
 
-    python -m model_export.loop                     # 3 rounds, learning on (≈ 25 min on 2 cores)
+    python -m model_export.loop                     # 3 rounds, learning on (≈ 7 min on 2 cores)
     python -m model_export.loop --control           # the same rounds with learning off
     python -m model_export.loop --learn vectors     # only the feedback-aware song vectors
     python -m model_export.loop --quick             # 1 tiny round with a tiny model (the test suite)
@@ -278,12 +278,13 @@ def satisfaction(lists: Sequence[tuple[str, Sequence[str]]], intent: Mapping[str
     }
 
 
-def serve_exploring(share: float, seed: int) -> None:
-    """Set the served exploration share (EXPLORE_SHARE, EXPLORE_SEED) and start a fresh execution
-    environment, as a deploy of the setting would."""
+def serve_exploring(share: float, seed: int, window: int = 0) -> None:
+    """Set the served exploration (EXPLORE_SHARE, EXPLORE_WINDOW, EXPLORE_SEED) and start a fresh
+    execution environment, as a deploy of the setting would."""
     from moodtune import service
 
     os.environ["EXPLORE_SHARE"] = str(share)
+    os.environ["EXPLORE_WINDOW"] = str(window)
     os.environ["EXPLORE_SEED"] = str(seed)
     service.reset()
     service.warm_recommend()  # the init phase: model and catalog loaded before the first request
@@ -329,7 +330,7 @@ class Recipe:
     """How rounds train: the model shape and the fine-tuning of one round."""
 
     quick: bool = False
-    epochs_per_round: int = 2
+    epochs_per_round: int = 3
     lr: float = 1e-4
     replay: int = 1500  # corpus training texts mixed into a round (against forgetting)
     seed: int = 0
@@ -399,16 +400,10 @@ def ensure_base(base: Path, quick: bool, progress: bool, rebuild: bool = False) 
 
 def lyric_chunks(bundle: Path) -> dict[str, list[str]]:
     """Every catalog song's lyric chunks, cut as ingestion cuts them for ``bundle``."""
-    from moodtune.catalog.ingest import CatalogEntry, IngestSettings, read_catalog_file
-    from moodtune.catalog.lyrics import prepare_lyrics
+    from model_export.feedback import lyric_chunks as chunks_of
     from moodtune.emotion.bundle import load_bundle
 
-    rules = IngestSettings().lyrics_options(load_bundle(bundle, verify_hashes=False).lines_per_chunk)
-    return {
-        p.song.song_id: list(prepare_lyrics(p.song.lyrics, rules).chunks)
-        for p in read_catalog_file(CATALOG)
-        if isinstance(p, CatalogEntry)
-    }
+    return chunks_of(CATALOG, load_bundle(bundle, verify_hashes=False).lines_per_chunk)
 
 
 def retrain(
@@ -441,8 +436,11 @@ def retrain(
     from moodtune.emotion.lexical import LexicalHead
 
     torch.set_num_threads(1)
+    from model_export.feedback import feedback_examples
+
     evidence = learn.song_evidence(rows)
-    examples = learn.lyric_examples(lyric_chunks(bundle), priors, evidence, cfg)
+    # The rule ``train --feedback`` runs too (model_export.feedback).
+    examples = feedback_examples(rows, lyric_chunks(bundle), priors, cfg)
     if not examples:
         raise ModelExportError("no song has enough answers to learn from; raise --users-per-round.")
     train, val, test = _splits(recipe.seed)
@@ -578,6 +576,21 @@ def apply_song_vectors(
     return written
 
 
+def vector_rows(rows: list[dict], bundle: Path, reread: bool) -> list[dict]:
+    """The rows the song vectors learn from; with ``reread``, their texts read again by ``bundle`` (the
+    bundle whose catalog the vectors go into), so texts and songs are in the same model's terms."""
+    if not reread:
+        return rows
+    from moodtune.emotion.classifier import EmotionClassifier
+
+    return learn.reread(rows, EmotionClassifier.from_bundle(bundle).predict)
+
+
+def song_vectors(priors: Mapping[str, np.ndarray], rows: list[dict], cfg: learn.LearnConfig) -> dict:
+    """The feedback-aware song vectors of the configured rule (``learn.rule_vectors``)."""
+    return learn.rule_vectors(priors, rows, cfg, cfg.strength)
+
+
 def switch(stack: Any, bundle: Path) -> str:
     """The model switch: the gate, then serving moved to ``bundle``; returns the served version."""
     from infra.model_switch import check
@@ -663,8 +676,10 @@ class LoopConfig:
     """Everything a run depends on (``loop.json`` records it)."""
 
     rounds: int = 3
-    users_per_round: int = 150
-    explore: float = 0.2
+    users_per_round: int = 1000
+    explore: float = 0.3
+    explore_window: int = 50
+    reread: bool = False  # 'both': song vectors from the texts as the new model reads them
     noise: float = 0.1
     answer_rate: float = 0.6
     seed: int = 0
@@ -726,7 +741,7 @@ def run_loop(
             throttle=False,
         )
     )
-    saved = {k: os.environ.get(k) for k in ("MODEL_DIR", "EXPLORE_SHARE", "EXPLORE_SEED")}
+    saved = {k: os.environ.get(k) for k in ("MODEL_DIR", "EXPLORE_SHARE", "EXPLORE_WINDOW", "EXPLORE_SEED")}
     from moodtune import service
 
     service.reset()  # a fresh process's singletons, also when a loop ran before in this one
@@ -741,14 +756,13 @@ def run_loop(
                     checkpoint, bundle = out / f"round-{r}" / "checkpoint", out / f"round-{r}" / "bundle"
                     priors = ingest(table, bundle, progress)
                 if cfg.learn_mode in ("both", "vectors"):
-                    rows = all_rows(out, r)
-                    ev = learn.song_evidence(rows)
+                    rows = vector_rows(all_rows(out, r), bundle, cfg.reread)
                     apply_song_vectors(
                         table,
                         EmotionClassifier.from_bundle(bundle).model_version,
                         priors,
-                        learn.posterior_vectors(priors, ev, cfg.learn),
-                        ev,
+                        song_vectors(priors, rows, cfg.learn),
+                        learn.song_evidence(rows),
                     )
                 switch(stack, bundle)
             if not rounds:
@@ -770,7 +784,7 @@ def run_loop(
                 rdir = out / f"round-{r}"
                 rdir.mkdir(parents=True, exist_ok=True)
                 rng = random.Random(f"{cfg.seed}:{r}")
-                serve_exploring(cfg.explore, cfg.seed * 1000 + r)
+                serve_exploring(cfg.explore, cfg.seed * 1000 + r, cfg.explore_window)
                 counts = simulate_users(
                     stack.api_url,
                     truth,
@@ -783,7 +797,6 @@ def run_loop(
                 )
                 export_feedback(since, rdir / "feedback")
                 rows = all_rows(out, r)
-                evidence = learn.song_evidence(rows)
                 old_classifier = EmotionClassifier.from_bundle(bundle)
                 extra: dict[str, Any] = {
                     k: counts[k] for k in ("answers", "likes", "slot_answers", "slot_likes")
@@ -792,7 +805,7 @@ def run_loop(
                     checkpoint, bundle, info = retrain(
                         checkpoint, bundle, rows, priors, rdir, cfg.learn, cfg.recipe, progress
                     )
-                    old_posteriors = learn.posterior_vectors(priors, evidence, cfg.learn)
+                    old_posteriors = song_vectors(priors, rows, cfg.learn)
                     priors = ingest(table, bundle, progress)
                     extra["learned_from"] = info
                     extra["ablation"] = {
@@ -802,15 +815,21 @@ def run_loop(
                         "retrain_only": measure_offline(EmotionClassifier.from_bundle(bundle), priors, truth),
                         "retrain_and_vectors": measure_offline(
                             EmotionClassifier.from_bundle(bundle),
-                            learn.posterior_vectors(priors, evidence, cfg.learn),
+                            song_vectors(priors, rows, cfg.learn),
+                            truth,
+                        ),
+                        "retrain_and_vectors_reread": measure_offline(
+                            EmotionClassifier.from_bundle(bundle),
+                            song_vectors(priors, vector_rows(rows, bundle, True), cfg.learn),
                             truth,
                         ),
                     }
                 version = EmotionClassifier.from_bundle(bundle).model_version
                 served = dict(priors)
                 if cfg.learn_mode in ("both", "vectors"):
-                    served = learn.posterior_vectors(priors, evidence, cfg.learn)
-                    apply_song_vectors(table, version, priors, served, evidence)
+                    vrows = vector_rows(rows, bundle, cfg.reread)
+                    served = song_vectors(priors, vrows, cfg.learn)
+                    apply_song_vectors(table, version, priors, served, learn.song_evidence(vrows))
                     extra["moved"] = learn.moved_songs(priors, served)
                 if cfg.learn_mode != "none":
                     got = switch(stack, bundle)
@@ -909,12 +928,18 @@ def print_table(result: Mapping[str, Any], console: Console, title: str) -> None
     ablation = [r for r in result["rounds"] if "ablation" in r]
     if ablation:
         t = Table(title="ablation (offline, same serving code): eval top-5 / songs as meant")
-        keys = ("vectors_only_previous_bundle", "retrain_only", "retrain_and_vectors")
+        keys = (
+            "vectors_only_previous_bundle",
+            "retrain_only",
+            "retrain_and_vectors",
+            "retrain_and_vectors_reread",
+        )
         for column in (
             "round",
             "vectors only (previous bundle)",
             "retrain only",
             "retrain + vectors",
+            "retrain + vectors, texts re-read",
             "served",
         ):
             t.add_column(column)
@@ -993,14 +1018,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure this share of the users file instead of --eval",
     )
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--users-per-round", type=int, default=150)
+    p.add_argument(
+        "--users-per-round",
+        type=int,
+        default=1000,
+        help="simulated users a round (≈ 3,000 answers; docs/retraining.md: how many a real round needs)",
+    )
     p.add_argument("--noise", type=float, default=0.1, help="probability a user's answer is flipped")
     p.add_argument("--answer-rate", type=float, default=0.6, help="probability a listed song is answered")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--explore",
         type=float,
-        default=0.2,
+        default=0.3,
         metavar="SHARE",
         help="share of lists whose last (5th) slot is a song ranked below the list (0: off)",
     )
@@ -1012,7 +1042,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what a round learns: a fine-tuned model (default: the ablation's choice, docs/retraining.md), "
         "song vectors, both, none",
     )
-    p.add_argument("--epochs-per-round", type=int, default=2)
+    p.add_argument("--epochs-per-round", type=int, default=3)
     p.add_argument(
         "--replay", type=int, default=1500, help="corpus texts mixed into each round's fine-tuning"
     )
@@ -1022,9 +1052,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--against", type=float, default=learn.LearnConfig.against, help="weight of a dislike")
     p.add_argument(
         "--rule",
-        choices=("additive", "bayes"),
+        choices=("additive", "bayes", "joint"),
         default=learn.LearnConfig.rule,
         help="how answers move a song's vector and its lyrics' targets (model_export.learn)",
+    )
+    p.add_argument(
+        "--explore-window",
+        type=int,
+        default=50,
+        metavar="N",
+        help="the exploration slot draws from the N songs ranked best below the list (0: from all)",
+    )
+    p.add_argument(
+        "--reread",
+        action="store_true",
+        help="with --learn both/vectors: the vectors' evidence from the texts as the new bundle reads them",
+    )
+    p.add_argument(
+        "--min-answers",
+        type=int,
+        default=learn.LearnConfig.min_answers,
+        help="answers a song needs before its lyrics become examples",
+    )
+    p.add_argument(
+        "--target-strength",
+        type=float,
+        default=learn.LearnConfig.target_strength,
+        help="the lyric prior's weight (in answers) in the fine-tuning targets",
+    )
+    p.add_argument(
+        "--need-like",
+        action="store_true",
+        help="a song's lyrics become examples only once a user liked it (default: disliked songs count too)",
+    )
+    p.add_argument(
+        "--sharp",
+        action="store_true",
+        help="served song vectors as sharp as the answers make them (default: as the lyrics' at most)",
     )
     p.add_argument("--quick", action="store_true", help="1 round, 12 users, a tiny model (the test suite)")
     p.add_argument("--out", type=Path, default=None, help=f"artefacts (default {OUT}[-control|-quick])")
@@ -1071,6 +1135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = LoopConfig(
         rounds=1 if args.quick else args.rounds,
         explore=args.explore,
+        explore_window=args.explore_window,
+        reread=args.reread,
         users_per_round=12 if args.quick else args.users_per_round,
         noise=args.noise,
         answer_rate=args.answer_rate,
@@ -1081,7 +1147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             strength=args.strength,
             against=args.against,
             rule=args.rule,
-            min_answers=1 if args.quick else learn.LearnConfig.min_answers,
+            min_answers=1 if args.quick else args.min_answers,
+            target_strength=args.target_strength,
+            need_like=args.need_like,
+            keep_sharpness=not args.sharp,
         ),
         recipe=recipe,
     )

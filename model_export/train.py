@@ -18,7 +18,7 @@ import random
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from model_export import learn
 from model_export.calibration import CALIBRATION_FILE, calibration_figures, fit_temperature
 from model_export.datasets import Example
 from model_export.errors import ModelExportError, run_cli, setup_logging
@@ -545,7 +546,8 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
     added: list[Example] = []
     if args.feedback:
         held_out = {e.text for e in val + test}
-        rows, fb_report = load_feedback(args.feedback, args.feedback_weight)
+        rules = replace(learn.LearnConfig(), max_weight=args.feedback_weight)
+        rows, fb_report = load_feedback(args.feedback, args.feedback_catalog, args.feedback_bundle, rules)
         added = [e for e in rows if e.text not in held_out]
         fb_report.dropped["text in validation/test split"] += len(rows) - len(added)
         fb_report.dropped = +fb_report.dropped
@@ -662,8 +664,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-size", type=float, default=0.1)
     p.add_argument("--test-size", type=float, default=0.1)
     p.add_argument("--folds", type=int, metavar="K", help="K-fold cross-validation before the final model")
-    p.add_argument("--feedback", help="feedback export: .jsonl.gz file, directory, or s3://bucket/prefix")
-    p.add_argument("--feedback-weight", type=float, default=0.5, help="loss weight of feedback examples")
+    p.add_argument(
+        "--feedback",
+        help="feedback export (.jsonl.gz file, directory, or s3://bucket/prefix): the lyrics of the songs "
+        "users answered about, labelled through their answers (model_export.feedback)",
+    )
+    p.add_argument(
+        "--feedback-bundle",
+        type=Path,
+        help="with --feedback: the bundle that served the feedback (the songs' prior vectors, chunking)",
+    )
+    p.add_argument(
+        "--feedback-catalog",
+        type=Path,
+        help="with --feedback: the catalog JSONL (the one ingestion scored) whose lyrics are labelled",
+    )
+    p.add_argument(
+        "--feedback-weight",
+        type=float,
+        default=learn.LearnConfig.max_weight,
+        help="the most a feedback-labelled lyric chunk weighs in the loss (its weight is n/(n+2), n answers)",
+    )
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -714,6 +735,11 @@ def check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         value = getattr(args, name)
         if value is not None and not (math.isfinite(value) and ok(value)):
             parser.error(f"--{name.replace('_', '-')} must be {what}, got {value}")
+    if args.feedback and (args.feedback_bundle is None or args.feedback_catalog is None):
+        parser.error(
+            "--feedback needs --feedback-bundle (the bundle that served the feedback: its songs' lyric "
+            "vectors are the prior the answers move) and --feedback-catalog (the songs' lyrics)"
+        )
     if args.val_size + args.test_size >= 1:
         parser.error(f"--val-size + --test-size must be below 1, got {args.val_size + args.test_size}")
 

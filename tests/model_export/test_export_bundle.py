@@ -22,6 +22,7 @@ from moodtune.emotion.classifier import EmotionClassifier
 from moodtune.emotion.lexical import LEXICAL_FILE
 from moodtune.labels import LABELS
 
+ROOT = Path(__file__).resolve().parents[2]
 PHRASES = {
     "joy": "기분 좋아 신나",
     "sadness": "슬퍼서 눈물 나",
@@ -279,9 +280,13 @@ def test_train_folds_balance_and_feedback(tmp_path):
     lines = [f"{label}\t{phrase} {i}번" for label, phrase in PHRASES.items() for i in range(12)]
     data.write_text("label\ttext\n" + "\n".join(lines) + "\n", encoding="utf-8")
     feedback = tmp_path / "feedback.jsonl.gz"
+    catalog = tmp_path / "songs.jsonl"
+    song = {"song_id": "s1", "title": "비", "artist": "가", "lyrics": "비가 내려\n너 없는 밤\n혼자 울었어"}
+    catalog.write_text(json.dumps(song, ensure_ascii=False) + "\n", encoding="utf-8")
+    sad = {"sadness": 0.9, "neutral": 0.1}
     rows = [
-        {"recommendation_id": "a", "text": "새 문장 기분 최고", "dominant": "joy", "satisfied": True},
-        {"recommendation_id": "b", "text": "별로야", "dominant": "sadness", "satisfied": False},
+        {"recommendation_id": r, "song_id": "s1", "scores": sad, "satisfied": True, "feedback_at": "x"}
+        for r in ("a", "b")
     ]
     feedback.write_bytes(gzip.compress("\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode()))
     out = tmp_path / "out"
@@ -303,6 +308,10 @@ def test_train_folds_balance_and_feedback(tmp_path):
         "--class-weights",
         "--feedback",
         str(feedback),
+        "--feedback-bundle",
+        str(ROOT / "models" / "demo"),
+        "--feedback-catalog",
+        str(catalog),
         "--no-progress",
         "--max-length",
         "16",
@@ -312,10 +321,11 @@ def test_train_folds_balance_and_feedback(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["folds"]["k"] == 2 and len(metrics["folds"]["per_fold"]) == 2
     assert set(metrics["folds"]["accuracy"]) == {"mean", "std"}
-    assert metrics["data"]["feedback"]["added"] == 1
+    chunks = metrics["data"]["feedback"]["added"]
+    assert chunks >= 1  # the liked song's lyric chunks, labelled through the two likes
     assert (
         metrics["data"]["splits"]["train"]
         + metrics["data"]["splits"]["val"]
         + metrics["data"]["splits"]["test"]
-        == 7 * 10 + 1
+        == 7 * 10 + chunks
     )

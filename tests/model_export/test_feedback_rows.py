@@ -1,27 +1,39 @@
-"""Feedback export rows -> weighted training examples (local files, directories, S3 via moto in-process)."""
+"""Feedback export rows -> lyric examples labelled through feedback (local files, directories, S3 via
+moto in-process), with the committed demo bundle as the prior."""
 
 import gzip
 import json
+from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from model_export.datasets import Example
 from model_export.errors import ModelExportError
-from model_export.feedback import load_feedback
+from model_export.feedback import catalog_lyrics, load_feedback
+from model_export.learn import LearnConfig
+from moodtune.labels import LABELS
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "models" / "demo"
+SAD = {"sadness": 0.9, "joy": 0.05, "neutral": 0.05}
+JOY = {"joy": 0.9, "sadness": 0.05, "neutral": 0.05}
+SONGS = [
+    {"song_id": "s1", "title": "비", "artist": "가", "lyrics": "비가 내려\n너 없는 밤이 길어\n울었어"},
+    {"song_id": "s2", "title": "해", "artist": "나", "lyrics": "햇살이 좋아\n오늘은 신나는 날\n같이 웃자"},
+]
 
 
-def row(rid: str, text: str | None, dominant: str, satisfied: bool, song: str = "s1") -> dict:
+def row(rid: str, song: str, satisfied: bool, scores: dict | None = None, at: str = "10:01") -> dict:
     return {
         "recommendation_id": rid,
         "created_at": "2026-11-24T10:00:00Z",
-        "feedback_at": "2026-11-24T10:01:00Z",
-        "text": text,
-        "scores": {"joy": 0.7, "sadness": 0.3},
-        "dominant": dominant,
+        "feedback_at": f"2026-11-24T{at}:00Z",
+        "text": None,  # the rule reads the text's scores, never its text (STORE_TEXT=false rows count)
+        "scores": scores or SAD,
+        "dominant": max(scores or SAD, key=(scores or SAD).get),
         "song_id": song,
-        "song_dominant": dominant,
+        "song_dominant": "sadness",
         "satisfied": satisfied,
         "mode": "distribution",
         "model_version": "demo-0123456789ab",
@@ -29,12 +41,12 @@ def row(rid: str, text: str | None, dominant: str, satisfied: bool, song: str = 
 
 
 ROWS = [
-    row("r1", "오늘 진짜 신나 ㅋㅋ", "joy", True),
-    row("r1", "오늘 진짜 신나 ㅋㅋ", "joy", True, song="s2"),  # same recommendation, second liked song
-    row("r2", "비가 와서 우울해", "sadness", False),
-    row("r3", None, "anger", True),
-    row("r4", "  ", "fear", True),
-    row("r5", "문이 갑자기 열려서 놀랐어", "surprise", True),
+    row("r1", "s1", True),
+    row("r2", "s1", True),
+    row("r3", "s1", False, JOY),
+    row("r4", "s2", True),  # one answer: below min_answers
+    row("r5", "s9", True),  # not in the catalog
+    {"recommendation_id": "r6", "song_id": "s2", "satisfied": True},  # no scores
 ]
 
 
@@ -42,29 +54,55 @@ def gz(rows: list[dict]) -> bytes:
     return gzip.compress("\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode("utf-8"))
 
 
-def test_satisfied_rows_become_weighted_examples(tmp_path):
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("catalog") / "songs.jsonl"
+    path.write_text("\n".join(json.dumps(s, ensure_ascii=False) for s in SONGS) + "\n", encoding="utf-8")
+    return path
+
+
+def test_answered_songs_lyrics_become_soft_examples_moved_by_the_answers(tmp_path, catalog):
     path = tmp_path / "part-0.jsonl.gz"
     path.write_bytes(gz(ROWS))
-    examples, report = load_feedback(str(path), weight=0.3)
-    assert examples == [
-        Example("오늘 진짜 신나 ㅋㅋ", "joy", 0.3),
-        Example("문이 갑자기 열려서 놀랐어", "surprise", 0.3),
-    ]
+    examples, report = load_feedback(str(path), catalog, BUNDLE)
+    chunks, priors = catalog_lyrics(catalog, BUNDLE)
+    assert [e.text for e in examples] == chunks["s1"] and examples  # only s1 has enough answers
+    sad = LABELS.index("sadness")
+    for e in examples:
+        assert e.soft is not None and abs(sum(e.soft) - 1) < 1e-4
+        # two likes from sad texts, one dislike from a joyful one: more sadness than the lyrics' prior
+        assert e.soft[sad] > priors["s1"][sad]
+        assert e.weight == pytest.approx(3 / (3 + LearnConfig.strength))
     assert report.rows == 6
-    assert report.dropped["not satisfied"] == 1
-    assert report.dropped["no text (STORE_TEXT off or expired)"] == 2
-    assert report.dropped["same recommendation again"] == 1
+    assert report.dropped["song with fewer than 2 answers"] == 1
+    assert report.dropped["song not in the catalog"] == 1
+    assert report.dropped["row without scores or answer"] == 1
 
 
-def test_directory_of_daily_partitions(tmp_path):
+def test_a_song_never_liked_counts_unless_a_like_is_required_and_the_weight_is_capped(tmp_path, catalog):
+    path = tmp_path / "part-0.jsonl.gz"
+    path.write_bytes(gz([row("a", "s2", False), row("b", "s2", False), *ROWS[:3]]))
+    examples, report = load_feedback(str(path), catalog, BUNDLE, LearnConfig(max_weight=0.2, need_like=True))
+    assert {e.weight for e in examples} == {0.2}
+    assert report.dropped["song never liked"] == 1
+    chunks, _ = catalog_lyrics(catalog, BUNDLE)
+    assert [e.text for e in examples] == chunks["s1"]
+    # by default a song only disliked counts too: its target moves away from the texts' feelings
+    examples, _ = load_feedback(str(path), catalog, BUNDLE)
+    assert [e.text for e in examples] == chunks["s1"] + chunks["s2"]
+
+
+def test_directory_of_daily_partitions(tmp_path, catalog):
     for day, rows in (("2026-11-23", ROWS[:2]), ("2026-11-24", ROWS[2:])):
         (tmp_path / f"dt={day}").mkdir()
         (tmp_path / f"dt={day}" / "part-0.jsonl.gz").write_bytes(gz(rows))
-    examples, _ = load_feedback(str(tmp_path))
-    assert [e.label for e in examples] == ["joy", "surprise"]
+    examples, _ = load_feedback(str(tmp_path), catalog, BUNDLE)
+    single = tmp_path / "one.jsonl.gz"
+    single.write_bytes(gz(ROWS))
+    assert examples == load_feedback(str(single), catalog, BUNDLE)[0]
 
 
-def test_s3_prefix(monkeypatch):
+def test_s3_prefix(monkeypatch, catalog):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
@@ -72,52 +110,52 @@ def test_s3_prefix(monkeypatch):
         s3.create_bucket(Bucket="exports", CreateBucketConfiguration={"LocationConstraint": "ap-northeast-2"})
         s3.put_object(Bucket="exports", Key="feedback/dt=2026-11-24/a.jsonl.gz", Body=gz(ROWS))
         s3.put_object(Bucket="exports", Key="other/dt=2026-11-24/b.jsonl.gz", Body=gz(ROWS))
-        examples, report = load_feedback("s3://exports/feedback/")
-    assert len(examples) == 2 and report.rows == 6
+        examples, report = load_feedback("s3://exports/feedback/", catalog, BUNDLE)
+    assert examples and report.rows == 6
 
 
-def test_bad_inputs(tmp_path):
+def test_bad_inputs(tmp_path, catalog):
     with pytest.raises(ModelExportError, match="no such feedback file"):
-        load_feedback(str(tmp_path / "missing"))
+        load_feedback(str(tmp_path / "missing"), catalog, BUNDLE)
     with pytest.raises(ModelExportError, match=r"no \.jsonl\.gz feedback files"):
-        load_feedback(str(tmp_path))
+        load_feedback(str(tmp_path), catalog, BUNDLE)
     broken = tmp_path / "broken.jsonl.gz"
     broken.write_bytes(b"not gzip")
     with pytest.raises(ModelExportError, match=r"broken\.jsonl\.gz: not a gzip JSONL"):
-        load_feedback(str(broken))
+        load_feedback(str(broken), catalog, BUNDLE)
     bad_line = tmp_path / "d" / "x.jsonl.gz"
     bad_line.parent.mkdir()
     bad_line.write_bytes(gzip.compress(b'{"satisfied": true}\n{nope'))
     with pytest.raises(ModelExportError, match=r"x\.jsonl\.gz:2: not valid JSON"):
-        load_feedback(str(bad_line.parent))
+        load_feedback(str(bad_line.parent), catalog, BUNDLE)
+    (tmp_path / "ok.jsonl.gz").write_bytes(gz(ROWS))
+    with pytest.raises(ModelExportError, match="no such catalog file"):
+        load_feedback(str(tmp_path / "ok.jsonl.gz"), tmp_path / "none.jsonl", BUNDLE)
 
 
-def test_only_the_latest_answer_for_a_song_counts(tmp_path):
-    liked = row("r9", "시험 끝나서 신난다", "joy", True)
-    disliked = {**row("r9", "시험 끝나서 신난다", "joy", False), "feedback_at": "2026-11-25T09:00:00Z"}
-    for day, rows in (("2026-11-24", [liked]), ("2026-11-25", [disliked])):
+def test_only_the_latest_answer_for_a_song_counts(tmp_path, catalog):
+    liked = [row("r9", "s2", True, JOY, at="10:01"), row("r8", "s2", True, JOY)]
+    # r9's like of s2 was taken back the next day: s2 has one like, one dislike from r9 (latest)
+    disliked = {**row("r9", "s2", False, JOY), "feedback_at": "2026-11-25T09:00:00Z"}
+    for day, rows in (("2026-11-24", liked), ("2026-11-25", [disliked])):
         (tmp_path / f"dt={day}").mkdir()
         (tmp_path / f"dt={day}" / "part-0.jsonl.gz").write_bytes(gz(rows))
-    examples, report = load_feedback(str(tmp_path))
-    assert examples == []
+    examples, report = load_feedback(str(tmp_path), catalog, BUNDLE)
     assert report.dropped["superseded by a later answer"] == 1
-    assert report.dropped["not satisfied"] == 1
-    # and the other way round: disliked first, liked later is an example
-    (tmp_path / "dt=2026-11-24" / "part-0.jsonl.gz").write_bytes(
-        gz([{**disliked, "feedback_at": "2026-11-24T08:00:00Z"}])
-    )
-    (tmp_path / "dt=2026-11-25" / "part-0.jsonl.gz").write_bytes(
-        gz([{**liked, "feedback_at": "2026-11-25T08:00:00Z"}])
-    )
-    examples, _ = load_feedback(str(tmp_path))
-    assert examples == [Example("시험 끝나서 신난다", "joy", 0.5)]
+    joy = LABELS.index("joy")
+    # 1 like + 1 dislike from joyful texts: weight 2/(2+2); had the like stood, 2 likes would weigh the same
+    assert examples and {e.weight for e in examples} == {0.5}
+    retracted = examples[0].soft[joy]
+    (tmp_path / "dt=2026-11-25" / "part-0.jsonl.gz").write_bytes(gz([]))
+    kept, _ = load_feedback(str(tmp_path), catalog, BUNDLE)
+    assert kept[0].soft[joy] > retracted  # two standing likes say more joy than a like and a dislike
 
 
 def test_s3_missing_bucket_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws(), pytest.raises(ModelExportError) as error:
-        load_feedback("s3://no-such-bucket/feedback/")
+        load_feedback("s3://no-such-bucket/feedback/", ROOT / "data/demo/songs.jsonl", BUNDLE)
     message = str(error.value)
     assert message.startswith("s3://no-such-bucket/feedback/: S3 refused the read (NoSuchBucket")
     assert "Check the bucket name" in message
@@ -140,4 +178,4 @@ def test_s3_without_credentials_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
     with pytest.raises(ModelExportError, match=r"s3://exports/feedback/: cannot read the feedback export"):
-        load_feedback("s3://exports/feedback/")
+        load_feedback("s3://exports/feedback/", ROOT / "data/demo/songs.jsonl", BUNDLE)

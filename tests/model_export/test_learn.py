@@ -7,15 +7,19 @@ import pytest
 
 from model_export.learn import (
     LearnConfig,
+    joint_vectors,
+    keep_sharpness,
     lyric_examples,
     moved_songs,
     posterior_vector,
     posterior_vectors,
+    reread,
+    rule_vectors,
     song_evidence,
 )
 from moodtune.labels import LABEL_INDEX, LABELS
 
-CFG = LearnConfig(rule="additive")
+CFG = LearnConfig(rule="additive", need_like=True)
 
 
 def dist(**probs: float) -> dict[str, float]:
@@ -108,3 +112,81 @@ def test_the_bayes_rule_moves_the_same_ways_and_discounts_noise() -> None:
     rows = [row("s", True, "a", sadness=1.0)] + [row("s", False, f"b{i}", sadness=1.0) for i in range(4)]
     mixed = posterior_vectors({"s": vec(sadness=0.5, anger=0.5)}, song_evidence(rows), bayes)["s"]
     assert mixed[LABEL_INDEX["sadness"]] < 0.5
+
+
+def test_reread_puts_the_texts_in_the_new_models_terms_and_keeps_rows_without_text() -> None:
+    rows = [
+        {**row("s1", True, joy=1.0), "text": "비가 와"},
+        {**row("s1", True, rid="r2", joy=1.0), "text": "비가 와"},
+        {**row("s2", False, rid="r3", anger=1.0), "text": None},
+    ]
+    calls: list[list[str]] = []
+
+    def predict(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return np.array([vec(sadness=0.8, neutral=0.2)] * len(texts))
+
+    out = reread(rows, predict)
+    assert calls == [["비가 와"]]  # each distinct text read once
+    assert out[0]["scores"]["sadness"] == pytest.approx(0.8) and out[0]["scores"]["joy"] == 0.0
+    assert out[2]["scores"] == rows[2]["scores"]  # no text: the served reading stays
+    assert rows[0]["scores"]["joy"] == 1.0  # the input rows are not changed
+    ev = song_evidence(out)["s1"]
+    assert ev.likes[LABEL_INDEX["sadness"]] == pytest.approx(1.6)
+
+
+def test_dislike_only_songs_become_examples_unless_a_like_is_required() -> None:
+    rows = [row("s1", False, rid=f"r{i}", joy=1.0) for i in range(3)]
+    ev = song_evidence(rows)
+    chunks, priors = {"s1": ["가사 한 줄"]}, {"s1": PRIOR}
+    assert lyric_examples(chunks, priors, ev, LearnConfig(need_like=True)) == []
+    (example,) = lyric_examples(chunks, priors, ev, LearnConfig())
+    assert example.soft is not None and example.soft[LABEL_INDEX["joy"]] < PRIOR[LABEL_INDEX["joy"]]
+
+
+SAD_SONG = vec(sadness=0.9, fear=0.05, joy=0.05)
+OPEN = vec(joy=0.4, sadness=0.3, fear=0.3)  # a song the lyrics leave open
+
+
+def test_the_joint_rule_reads_a_misread_text_from_its_other_answers() -> None:
+    priors = {"a": SAD_SONG, "b": SAD_SONG, "x": OPEN}
+    # the model read these texts as fear, but each liked two songs everyone agrees are sad, and x
+    rows = [row(song, True, rid=f"r{i}", fear=0.7, sadness=0.3) for i in range(3) for song in ("a", "b", "x")]
+    joint = joint_vectors(priors, rows, LearnConfig(rule="joint"), strength=2.0)
+    bayes = rule_vectors(priors, rows, LearnConfig(rule="bayes"), strength=2.0)
+    sad, fear = LABEL_INDEX["sadness"], LABEL_INDEX["fear"]
+    assert joint["x"][sad] > joint["x"][fear]  # the texts were sad: x is sad
+    assert bayes["x"][fear] > bayes["x"][sad]  # trusting the reading: x would be fear
+    assert joint["a"].argmax() == sad
+
+
+def test_the_joint_rule_moves_away_on_dislikes_keeps_the_prior_and_ignores_row_order() -> None:
+    priors = {"s1": PRIOR, "s2": OPEN}
+    rows = [row("s1", False, rid=f"r{i}", joy=0.9, neutral=0.1) for i in range(3)]
+    cfg = LearnConfig(rule="joint")
+    out = joint_vectors(priors, rows, cfg, strength=2.0)
+    joy = LABEL_INDEX["joy"]
+    assert out["s1"][joy] < PRIOR[joy]
+    np.testing.assert_allclose(out["s2"], OPEN, atol=1e-6)  # no answers: the prior
+    np.testing.assert_allclose(joint_vectors(priors, [], cfg, 2.0)["s1"], PRIOR, atol=1e-6)
+    again = joint_vectors(priors, list(reversed(rows)), cfg, strength=2.0)
+    np.testing.assert_array_equal(out["s1"], again["s1"])
+    # rows of songs outside the catalog or without a usable answer are left out
+    noisy = [*rows, row("gone", True, joy=1.0), {**row("s2", True, joy=1.0), "scores": None}]
+    np.testing.assert_array_equal(joint_vectors(priors, noisy, cfg, 2.0)["s2"], out["s2"])
+
+
+def test_keep_sharpness_keeps_the_feelings_order_at_the_lyrics_peak() -> None:
+    prior = vec(joy=0.4, sadness=0.35, neutral=0.25)
+    sharp = vec(sadness=0.9, joy=0.06, neutral=0.04)
+    kept = keep_sharpness(prior, sharp)
+    assert kept.max() == pytest.approx(prior.max(), abs=1e-4)  # as peaked as the lyrics, no more
+    assert list(np.argsort(-kept)) == list(np.argsort(-sharp))  # the feedback's order of feelings
+    broad = vec(sadness=0.3, joy=0.25, neutral=0.25, fear=0.2)
+    np.testing.assert_allclose(keep_sharpness(prior, broad), broad, atol=1e-6)  # never sharpened
+    cfg = LearnConfig(rule="joint")
+    rows = [row("s1", True, rid=f"r{i}", sadness=1.0) for i in range(20)]
+    served = rule_vectors({"s1": prior}, rows, cfg, 2.0)["s1"]
+    raw = rule_vectors({"s1": prior}, rows, LearnConfig(rule="joint", keep_sharpness=False), 2.0)["s1"]
+    assert served.argmax() == raw.argmax() == LABEL_INDEX["sadness"]
+    assert raw.max() > 0.8 and served.max() == pytest.approx(prior.max(), abs=1e-4)

@@ -129,10 +129,13 @@ class RecommendService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         explore: float = 0.0,
         explore_seed: int | None = None,
+        explore_window: int = 0,
     ) -> None:
         self.classifier = classifier
-        # The exploration share (EXPLORE_SHARE) and its generator (EXPLORE_SEED: repeatable runs).
+        # The exploration share (EXPLORE_SHARE), the songs below the list it draws from
+        # (EXPLORE_WINDOW, 0: all) and its generator (EXPLORE_SEED: repeatable runs).
         self.explore = explore
+        self.explore_window = explore_window
         self.rng = random.Random(explore_seed)
         self.catalogs = catalogs
         self.store = store
@@ -210,6 +213,7 @@ class RecommendService:
             artist_spread=artist_spread,
             explore=self.explore,
             rng=self.rng,
+            explore_window=self.explore_window,
         )
         similarity_ms = _ms_since(start)
         record = RecommendationRecord(
@@ -370,6 +374,7 @@ def get_recommend_service() -> RecommendService:
         get_store(),
         explore=settings.explore_share,
         explore_seed=settings.explore_seed,
+        explore_window=settings.explore_window,
     )
 
 

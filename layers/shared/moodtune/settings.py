@@ -21,8 +21,10 @@ class Settings(BaseSettings):
     text_retention_days: int = Field(default=30, ge=1, le=3650)
     catalog_ttl_seconds: float = Field(default=300.0, ge=0)
     # The share of recommendations whose last slot goes to a song ranked below the list (0: none),
-    # and the seed of that draw (unset: a fresh one per execution environment).
+    # drawn from the EXPLORE_WINDOW songs ranked best below it (0: from all of them), and the seed of
+    # that draw (unset: a fresh one per execution environment).
     explore_share: float = Field(default=0.0, ge=0.0, le=0.5)
+    explore_window: int = Field(default=0, ge=0, le=10000)
     explore_seed: int | None = None
     # The bucket the catalog snapshots live in (moodtune.catalog.snapshot): serving reads it.
     snapshot_bucket: str = Field(default="moodtune-snapshots-local", min_length=3, max_length=63)

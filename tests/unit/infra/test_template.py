@@ -256,3 +256,20 @@ def test_dashboard_default_model_version_is_the_committed_demo_bundle() -> None:
     """The dashboard's satisfaction widget names a model version; its default must be the bundle we ship."""
     manifest = json.loads((ROOT / "models/demo/manifest.json").read_text(encoding="utf-8"))
     assert TEMPLATE["Parameters"]["CurrentModelVersion"]["Default"] == manifest["model_version"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "parameter"), [("EXPLORE_SHARE", "ExploreShare"), ("EXPLORE_WINDOW", "ExploreWindow")]
+)
+def test_the_recommend_function_explores_as_its_parameters_say(variable: str, parameter: str) -> None:
+    """EXPLORE_SHARE / EXPLORE_WINDOW come from template parameters whose whole range Settings accepts;
+    EXPLORE_SEED is never set in AWS (each execution environment draws its own exploration)."""
+    env = _declared_env("RecommendFunction")
+    assert env[variable] == {"Ref": parameter}
+    assert "EXPLORE_SEED" not in env
+    spec = TEMPLATE["Parameters"][parameter]
+    field = Settings.model_fields[variable.lower()]
+    bounds = {type(m).__name__: m for m in field.metadata}
+    for value in (spec["MinValue"], spec["MaxValue"], spec["Default"]):
+        assert bounds["Ge"].ge <= float(value) <= bounds["Le"].le
+    assert Settings(**{variable.lower(): spec["Default"]})  # the default passes validation

@@ -128,6 +128,29 @@ def test_exploration_gives_the_last_slot_to_a_song_below_the_list(catalog: Catal
     assert [m.song.song_id for m in recommend(catalog, TEXT, limit=3, explore=0.0, **PLAIN)] == plain
 
 
+def test_an_exploration_window_draws_only_from_the_songs_ranked_best_below_the_list(
+    catalog: Catalog,
+) -> None:
+    import random
+
+    ranked = [m.song.song_id for m in recommend(catalog, TEXT, limit=len(SONGS), **PLAIN)]
+    rng = random.Random(0)
+
+    def last_slot(window: int) -> str:
+        listed = recommend(catalog, TEXT, limit=2, explore=1.0, rng=rng, explore_window=window, **PLAIN)
+        assert listed[0].song.song_id == ranked[0]
+        return listed[-1].song.song_id
+
+    assert {last_slot(1) for _ in range(10)} == {ranked[2]}  # the best song below a list of two
+    assert {last_slot(2) for _ in range(40)} == set(ranked[2:4])
+    assert {last_slot(0) for _ in range(80)} == set(ranked[2:])  # 0: all songs below the list
+    # the window keeps the exclusions: with the 3rd-ranked song excluded the 4th is the best below
+    excluded = recommend(
+        catalog, TEXT, limit=2, exclude=[ranked[2]], explore=1.0, rng=rng, explore_window=1, **PLAIN
+    )
+    assert excluded[-1].song.song_id == ranked[3]
+
+
 def test_exploration_keeps_exclusions_and_needs_two_slots(catalog: Catalog) -> None:
     import random
 

@@ -102,6 +102,7 @@ def recommend(
     artist_spread: bool = True,
     explore: float = 0.0,
     rng: random.Random | None = None,
+    explore_window: int = 0,
 ) -> list[Match]:
     """The ``limit`` songs most similar to ``text_scores`` (float [7], label order), made diverse.
 
@@ -112,6 +113,8 @@ def recommend(
     Exploration: with probability ``explore`` (drawn from ``rng``) and ``limit`` ≥ 2, the last slot
     goes to a song drawn uniformly from those ranked below the list (same exclusions), so that
     feedback reaches songs the model does not rank first (Jiang et al. 2019). 0 turns it off.
+    ``explore_window`` > 0 draws only from the ``explore_window`` songs ranked best below the list
+    (songs that still fit the text); 0 draws from all of them.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -146,7 +149,8 @@ def recommend(
     if explore > 0 and limit >= 2 and len(rows) == limit and (rng or random).random() < explore:
         allowed = np.ones(len(catalog), dtype=bool) if excluded is None else ~excluded
         allowed[np.asarray(rows)] = False
-        below = np.flatnonzero(allowed)
+        # explore_window: the songs ranked best below the list only (those still fitting the text).
+        below = top_k(similarities, explore_window, ~allowed) if explore_window else np.flatnonzero(allowed)
         if len(below):
             rows = [*rows[:-1], int(below[(rng or random).randrange(len(below))])]
     text_top = top_emotions(scores)
