@@ -30,7 +30,7 @@ import torch
 from model_export.datasets import Example, format_label, read_plain, soft_example, stratified_split
 from model_export.errors import ModelExportError, run_cli, setup_logging
 from model_export.export import ExportOptions, add_lines_per_chunk_argument, export_bundle
-from model_export.lexical import Fusion, LexicalConfig, export_fields, fuse, train_lexical
+from model_export.lexical import LexicalConfig, export_fields, fuse, train_lexical
 from model_export.metrics import classification_metrics, top_confusions
 from model_export.tokenizer import train_wordpiece
 from model_export.train import (
@@ -39,12 +39,12 @@ from model_export.train import (
     TrainConfig,
     calibrate,
     encode,
+    example_logits,
     fit,
     predict_logits,
     save_checkpoint,
     set_seed,
 )
-from moodtune.emotion.lexical import LexicalHead
 from moodtune.labels import LABELS, NUM_LABELS
 
 log = logging.getLogger("model_export.demo")
@@ -156,21 +156,6 @@ def mixed_pairs(train: Sequence[Example], n: int, seed: int) -> list[Example]:
     return out
 
 
-def fit_lexical(
-    model: torch.nn.Module,
-    tokenizer,
-    train: Sequence[Example],
-    val: Sequence[Example],
-    cfg: TrainConfig,
-    lexical: LexicalConfig,
-) -> tuple[LexicalHead | None, Fusion]:
-    """A lexical head trained on ``train`` and its fusion with ``model`` fit on ``val``; the head is
-    None where the validation NLL chose weight 0."""
-    val_enc = encode(tokenizer, val, cfg.max_length)
-    graph = predict_logits(model, val_enc, cfg.eval_batch_size, tokenizer.pad_token_id or 0)
-    return fuse(train_lexical(train, lexical), graph, val)
-
-
 def run_demo(
     corpus: Path,
     out_dir: Path,
@@ -219,10 +204,10 @@ def run_demo(
     )
     log.info("demo test (PyTorch): %s", {k: test_metrics[k] for k in ("accuracy", "macro_f1")})
 
-    calibration = calibrate(model, tokenizer, val, cfg)
-    head, fusion = (
-        (None, None) if lexical is None else fit_lexical(model, tokenizer, train, val, cfg, lexical)
-    )
+    val_logits = example_logits(model, tokenizer, val, cfg)
+    calibration = calibrate(model, tokenizer, val, cfg, val_logits)
+    # A head that validation gives weight 0 comes back as None: the bundle is the network alone.
+    head, fusion = (None, None) if lexical is None else fuse(train_lexical(train, lexical), val_logits, val)
     # The test split's single-feeling and mixed texts apart: accuracy and ECE mean something on the
     # first, the mixed figures on the second.
     named = {

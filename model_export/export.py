@@ -261,16 +261,22 @@ def resolve_temperature(opts: ExportOptions) -> tuple[float, str]:
     if data is None:
         log.warning("%s has no %s: the bundle is not calibrated (T = 1)", opts.checkpoint, CALIBRATION_FILE)
         return 1.0, "none (the checkpoint has no calibration.json)"
-    lexical = data.get("lexical") if opts.lexical is not None else None
-    value = lexical.get("temperature") if isinstance(lexical, dict) else data.get("temperature")
     where = Path(opts.checkpoint) / CALIBRATION_FILE
-    try:
-        value = float(value)
-    except (ValueError, TypeError) as exc:
-        raise ModelExportError(f"{where}: not a calibration file ({exc}). Re-run training.") from exc
-    if not (math.isfinite(value) and value > 0):
+    value = _number(data.get("temperature"), where, "temperature")
+    if not value > 0:
         raise ModelExportError(f"{where}: temperature {value} is not a positive finite number.")
     return value, str(data.get("fit_on", where))
+
+
+def _number(value: Any, where: Path, name: str) -> float:
+    """A finite number from a calibration file, or a clear error naming the file and the key."""
+    try:
+        number = float(value)
+    except (ValueError, TypeError) as exc:
+        raise ModelExportError(f"{where}: {name} is not a number ({exc}). Re-run training.") from exc
+    if not math.isfinite(number):
+        raise ModelExportError(f"{where}: {name} {number} is not finite. Re-run training.")
+    return number
 
 
 def read_calibration(checkpoint: str | Path) -> dict[str, Any] | None:
@@ -301,8 +307,21 @@ def checkpoint_lexical(opts: ExportOptions) -> ExportOptions:
         head = LexicalHead.load(path)
     except ValueError as exc:
         raise ModelExportError(f"{path}: {exc}. Re-run training.") from exc
-    about = {k: v for k, v in lexical.items() if k not in ("weight", "temperature")}
-    return replace(opts, lexical=head, lexical_weight=float(lexical.get("weight", -1)), lexical_about=about)
+    where = Path(opts.checkpoint) / CALIBRATION_FILE
+    # The head was fit together with its own temperature (calibration.json's lexical.temperature).
+    temperature = _number(lexical.get("temperature"), where, "lexical.temperature")
+    if not temperature > 0:
+        raise ModelExportError(
+            f"{where}: lexical.temperature {temperature} is not positive. Re-run training."
+        )
+    return replace(
+        opts,
+        lexical=head,
+        lexical_weight=_number(lexical.get("weight"), where, "lexical.weight"),
+        temperature=temperature,
+        temperature_fit_on=str(lexical.get("fit_on", where)),
+        lexical_about={k: v for k, v in lexical.items() if k not in ("weight", "temperature")},
+    )
 
 
 def lexical_section(opts: ExportOptions) -> dict[str, Any]:

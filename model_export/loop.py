@@ -421,14 +421,15 @@ def retrain(
     import torch
 
     from model_export.export import ExportOptions, export_bundle
+    from model_export.feedback import feedback_examples
     from model_export.lexical import export_fields, fuse
     from model_export.train import (
         TrainConfig,
         calibrate,
         encode,
+        example_logits,
         fit,
         load_model,
-        predict_logits,
         save_checkpoint,
         set_seed,
     )
@@ -436,8 +437,6 @@ def retrain(
     from moodtune.emotion.lexical import LexicalHead
 
     torch.set_num_threads(1)
-    from model_export.feedback import feedback_examples
-
     evidence = learn.song_evidence(rows)
     # The rule ``train --feedback`` runs too (model_export.feedback).
     examples = feedback_examples(rows, lyric_chunks(bundle), priors, cfg)
@@ -466,14 +465,12 @@ def retrain(
         tcfg,
         desc="round",
     )
-    calibration = calibrate(model, tokenizer, val, tcfg)
+    val_logits = example_logits(model, tokenizer, val, tcfg)
+    calibration = calibrate(model, tokenizer, val, tcfg, val_logits)
     # The round-0 bundle's lexical head goes on with the fine-tuned network, its fusion fit anew.
     head, fusion = (None, None)
     if old.lexical_path is not None:
-        graph = predict_logits(
-            model, encode(tokenizer, val, tcfg.max_length), 128, tokenizer.pad_token_id or 0
-        )
-        head, fusion = fuse(LexicalHead.load(old.lexical_path), graph, val)
+        head, fusion = fuse(LexicalHead.load(old.lexical_path), val_logits, val)
     new_checkpoint = save_checkpoint(model, tokenizer, out / "checkpoint", tcfg.max_length)
     manifest = export_bundle(
         ExportOptions(

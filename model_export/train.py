@@ -482,16 +482,33 @@ def plot_confusion(confusion: list[list[int]], path: Path, title: str) -> Path:
 # --- the command -------------------------------------------------------------------------------------
 
 
-def calibrate(model: nn.Module, tokenizer: Any, val: Sequence[Example], cfg: TrainConfig) -> dict[str, Any]:
-    """Fit the temperature on the validation split (model_export.calibration) and measure it there."""
-    val_enc = encode(tokenizer, val, cfg.max_length)
-    logits = predict_logits(model, val_enc, cfg.eval_batch_size, tokenizer.pad_token_id or 0)
-    temperature = fit_temperature(logits, val_enc.targets)
+def example_logits(
+    model: nn.Module, tokenizer: Any, examples: Sequence[Example], cfg: TrainConfig
+) -> np.ndarray:
+    """The model's logits [n, 7] for ``examples`` (texts cut at ``cfg.max_length``), in their order."""
+    return predict_logits(
+        model, encode(tokenizer, examples, cfg.max_length), cfg.eval_batch_size, tokenizer.pad_token_id or 0
+    )
+
+
+def calibrate(
+    model: nn.Module,
+    tokenizer: Any,
+    val: Sequence[Example],
+    cfg: TrainConfig,
+    logits: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Fit the temperature on the validation split (model_export.calibration) and measure it there;
+    ``logits``: the model's validation logits where the caller has them (``example_logits``)."""
+    if logits is None:
+        logits = example_logits(model, tokenizer, val, cfg)
+    targets = np.array([e.target for e in val], dtype=np.float32).reshape(-1, NUM_LABELS)
+    temperature = fit_temperature(logits, targets)
     log.info("calibration: temperature %.4f fit on %d validation texts", temperature, len(val))
     return {
         "temperature": temperature,
         "fit_on": f"validation split ({len(val)} texts, NLL)",
-        "validation": calibration_figures(logits, val_enc.targets, temperature),
+        "validation": calibration_figures(logits, targets, temperature),
     }
 
 
@@ -607,13 +624,11 @@ def run_training(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
     test_enc = encode(tokenizer, test, cfg.max_length)
     test_logits = predict_logits(model, test_enc, cfg.eval_batch_size, pad_id)
     test_metrics = classification_metrics(test_enc.labels, test_logits.argmax(1))
-    calibration = calibrate(model, tokenizer, val, cfg)
+    val_logits = example_logits(model, tokenizer, val, cfg)
+    calibration = calibrate(model, tokenizer, val, cfg, val_logits)
     calibration["test"] = calibration_figures(test_logits, test_enc.targets, calibration["temperature"])
     head = None
     if args.lexical:
-        val_logits = predict_logits(
-            model, encode(tokenizer, val, cfg.max_length), cfg.eval_batch_size, pad_id
-        )
         head, fusion = fuse(train_lexical(train, LexicalConfig(seed=cfg.seed)), val_logits, val)
         calibration["lexical"] = {
             "weight": fusion.weight,
