@@ -164,7 +164,8 @@ def feedback_examples(
     cfg: learn.LearnConfig,
     report: LoadReport | None = None,
 ) -> list[Example]:
-    """The loop's rule on ``rows`` (latest answers): ``learn.lyric_examples``; ``report`` counts what
+    """The loop's rule on ``rows`` (latest answers): ``learn.lyric_examples``, then (``text_weight``
+    above 0, joint rule) ``learn.text_examples`` for the rows that carry text; ``report`` counts what
     was kept (per target label) and which songs were left out and why."""
     evidence = learn.song_evidence(rows)
     # Targets as sharp as the answers make them: measured, targets held to the lyrics' peak (soft,
@@ -175,6 +176,8 @@ def feedback_examples(
         else None
     )
     examples = learn.lyric_examples(chunks, priors, evidence, cfg, targets)
+    if cfg.text_weight > 0 and cfg.rule == "joint":
+        examples += learn.text_examples(priors, rows, cfg)
     if report is not None:
         for song_id, ev in evidence.items():
             if song_id not in priors:

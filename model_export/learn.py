@@ -28,6 +28,12 @@ knows a user's true feeling, only the distribution its model gave the text. From
   at ``max_weight``). The model learns the lyrics' register from what users said about them; a
   disliked song is evidence against the feelings of the texts it failed.
 
+* **users' texts labelled through their answers** (``text_examples``, on by default, chosen by the
+  loop's measurement): each text with enough answers becomes a soft example whose target is the
+  joint rule's posterior of its feeling (the model's reading times the likelihood of its answers),
+  so a text the model misread, whose user liked sad songs and not the happy ones, is taught as sad.
+  This is the only part of the rule that corrects the model's reading of chat text.
+
 ``model_export.feedback.feedback_examples`` applies this to an export for ``train --feedback`` and
 the loop alike; the circular rule it replaced (a satisfied text labelled with the model's own
 prediction) could only confirm what the model believed.
@@ -63,6 +69,7 @@ class LearnConfig:
     need_like: bool = False  # True: a song's lyrics become examples only once a user liked it
     iterations: int = 5  # the joint rule's rounds of inference (texts <-> songs)
     keep_sharpness: bool = True  # served vectors keep their lyric vector's peak (never the targets)
+    text_weight: float = 1.0  # users' texts labelled through their answers (0: off; text_examples)
 
 
 @dataclass
@@ -160,57 +167,119 @@ def _softmax_rows(logits: np.ndarray) -> np.ndarray:
 
 
 def _recommendations(rows: Iterable[Mapping[str, Any]], index: Mapping[str, int]) -> list[tuple]:
-    """(text scores, song rows, liked) per recommendation, in an order that depends on the content only."""
-    groups: dict[str, tuple[np.ndarray, list[tuple[int, bool]]]] = {}
+    """(text scores, song rows, liked, text) per recommendation, in an order that depends on the content
+    only; ``text`` is the row's text, or "" where the export left it out."""
+    groups: dict[str, tuple[np.ndarray, list[tuple[int, bool]], str]] = {}
     for row in rows:
         vector, satisfied, song = _scores(row), row.get("satisfied"), str(row.get("song_id", ""))
         if vector is None or not isinstance(satisfied, bool) or song not in index:
             continue
         key = str(row.get("recommendation_id") or id(row))
-        groups.setdefault(key, (vector, []))[1].append((index[song], satisfied))
+        text = row.get("text")
+        groups.setdefault(key, (vector, [], text.strip() if isinstance(text, str) else ""))[1].append(
+            (index[song], satisfied)
+        )
     out = [
-        (vector, np.array([j for j, _ in sorted(ans)]), np.array([liked for _, liked in sorted(ans)]))
-        for vector, ans in groups.values()
+        (
+            vector,
+            np.array([j for j, _ in sorted(ans)]),
+            np.array([liked for _, liked in sorted(ans)]),
+            text,
+        )
+        for vector, ans, text in groups.values()
     ]
-    out.sort(key=lambda g: (g[0].round(6).tolist(), g[1].tolist(), g[2].tolist()))
+    out.sort(key=lambda g: (g[0].round(6).tolist(), g[1].tolist(), g[2].tolist(), g[3]))
     return out
 
 
-def joint_vectors(
-    priors: Mapping[str, np.ndarray], rows: Iterable[Mapping[str, Any]], cfg: LearnConfig, strength: float
-) -> dict[str, np.ndarray]:
-    """The joint rule: the feelings of the texts and of the songs inferred together from the answers.
+@dataclass
+class Joint:
+    """What the joint rule inferred: each song's belief over its feeling (``songs`` order, before the
+    blend with the prior), its answer count, and per recommendation with a text that text's feeling."""
+
+    songs: list[str]
+    prior: np.ndarray
+    belief: np.ndarray
+    answers: np.ndarray
+    texts: list[tuple[str, np.ndarray, int]]  # (text, posterior over its feeling, answers)
+
+
+def joint_inference(
+    priors: Mapping[str, np.ndarray], rows: Iterable[Mapping[str, Any]], cfg: LearnConfig
+) -> Joint:
+    """The texts' and the songs' feelings inferred together from the answers (Dawid and Skene 1979).
 
     The bayes rule trusts the model's reading of each text; where the model misread it, every answer
     from it points the song the wrong way. Here a recommendation's other answers also say what its text
-    felt (liked songs believed sad: a sad text), as in Dawid and Skene (1979)'s annotator model: for
+    felt (liked songs believed sad: a sad text), as in Dawid and Skene's annotator model: for
     ``cfg.iterations`` rounds, each answer's text feeling is the text's reading times the likelihood
     of its other answers under the current song beliefs, and each song's belief is its lyric prior
-    times the likelihood of its answers under those text feelings (noise ``cfg.noise``). The result
-    is blended with the prior as the bayes rule is, ``(strength·p + n·post) / (strength + n)``; with
-    no answers it is the prior."""
+    times the likelihood of its answers under those text feelings (noise ``cfg.noise``). At the end
+    each text's feeling is its reading times the likelihood of *all* its answers."""
     songs = sorted(priors)
     index = {song: i for i, song in enumerate(songs)}
     prior = np.array([np.asarray(priors[s], dtype=np.float64) for s in songs]).reshape(-1, NUM_LABELS)
     prior = prior / np.maximum(prior.sum(axis=1, keepdims=True), 1e-12)
     groups = _recommendations(rows, index)
     answers = np.zeros(len(songs))
-    for _, js, _ in groups:
+    for _, js, _, _ in groups:
         np.add.at(answers, js, 1)
     eps, log_prior, belief = cfg.noise, np.log(np.maximum(prior, 1e-6)), prior.copy()
+
+    def factors(js: np.ndarray, liked: np.ndarray) -> np.ndarray:
+        like = (1 - eps) * belief[js] + eps * (1 - belief[js])  # [answers, feeling of the text]
+        return np.log(np.maximum(np.where(liked[:, None], like, 1 - like), 1e-9))
+
     for _ in range(cfg.iterations if groups else 0):
         log_post = log_prior.copy()
-        for text, js, liked in groups:
-            like = (1 - eps) * belief[js] + eps * (1 - belief[js])  # [answers, feeling of the text]
-            log_fac = np.log(np.maximum(np.where(liked[:, None], like, 1 - like), 1e-9))
+        for text, js, liked, _ in groups:
+            log_fac = factors(js, liked)
             # each answer's text feeling from the reading and the text's *other* answers
             q = _softmax_rows(np.log(np.maximum(text, 1e-6)) + log_fac.sum(axis=0) - log_fac)
             like_q = (1 - eps) * q + eps * (1 - q)  # [answers, feeling of the song]
             np.add.at(log_post, js, np.log(np.maximum(np.where(liked[:, None], like_q, 1 - like_q), 1e-9)))
         belief = _softmax_rows(log_post)
-    n = answers[:, None]
-    blended = (strength * prior + n * belief) / (strength + n)
-    return {song: blended[i].astype(np.float32) for i, song in enumerate(songs)}
+    texts = [
+        (words, _softmax_rows(np.log(np.maximum(text, 1e-6)) + factors(js, liked).sum(axis=0)), len(js))
+        for text, js, liked, words in groups
+        if words
+    ]
+    return Joint(songs, prior, belief, answers, texts)
+
+
+def joint_vectors(
+    priors: Mapping[str, np.ndarray], rows: Iterable[Mapping[str, Any]], cfg: LearnConfig, strength: float
+) -> dict[str, np.ndarray]:
+    """The joint rule's song vectors (``joint_inference``), blended with the prior as the bayes rule
+    is, ``(strength·p + n·post) / (strength + n)``; with no answers it is the prior."""
+    joint = joint_inference(priors, rows, cfg)
+    n = joint.answers[:, None]
+    blended = (strength * joint.prior + n * joint.belief) / (strength + n)
+    return {song: blended[i].astype(np.float32) for i, song in enumerate(joint.songs)}
+
+
+def text_examples(
+    priors: Mapping[str, np.ndarray], rows: Iterable[Mapping[str, Any]], cfg: LearnConfig
+) -> list[Example]:
+    """Users' texts labelled through their answers: a soft example per distinct text whose target is
+    the mean, over the recommendations that carried it, of the joint rule's posterior of its feeling
+    (the model's reading times the likelihood of the answers), weighted by the evidence
+    ``n / (n + strength)`` (capped at ``max_weight``), in text order. Where the answers agree with the
+    reading the target only sharpens it; where they contradict it (sad songs liked, happy ones not) the
+    target moves to what the user felt: the model's mistakes on users' own words are corrected."""
+    by_text: dict[str, list[tuple[np.ndarray, int]]] = {}
+    for text, posterior, n in joint_inference(priors, rows, cfg).texts:
+        by_text.setdefault(text, []).append((posterior, n))
+    out: list[Example] = []
+    for text in sorted(by_text):
+        posteriors = by_text[text]
+        n = sum(k for _, k in posteriors)
+        if n < cfg.min_answers:
+            continue
+        target = np.mean([p for p, _ in posteriors], axis=0)
+        weight = cfg.text_weight * min(cfg.max_weight, n / (n + cfg.strength))
+        out.append(soft_example(text, [round(float(t), 4) for t in target], weight))
+    return out
 
 
 def keep_sharpness(

@@ -442,6 +442,8 @@ def retrain(
     examples = feedback_examples(rows, lyric_chunks(bundle), priors, cfg)
     if not examples:
         raise ModelExportError("no song has enough answers to learn from; raise --users-per-round.")
+    user_texts = {r.get("text") for r in rows}
+    n_texts = sum(e.text in user_texts for e in examples)
     train, val, test = _splits(recipe.seed)
     replay = random.Random(recipe.seed).sample(train, min(recipe.replay, len(train)))
     old = load_bundle(bundle, verify_hashes=False)
@@ -489,7 +491,8 @@ def retrain(
             source_extra={"checkpoint": f"fine-tuned from {checkpoint} by model_export.loop"},
             extra_metrics={
                 "loop": {
-                    "lyric_examples": len(examples),
+                    "lyric_examples": len(examples) - n_texts,
+                    "text_examples": n_texts,
                     "replay": len(replay),
                     "songs": sum(e.answers_count >= cfg.min_answers for e in evidence.values()),
                     "best_epoch": result.best_epoch,
@@ -500,7 +503,12 @@ def retrain(
     return (
         new_checkpoint,
         out / "bundle",
-        {"lyric_examples": len(examples), "replay": len(replay), "model_version": manifest["model_version"]},
+        {
+            "lyric_examples": len(examples) - n_texts,
+            "text_examples": n_texts,
+            "replay": len(replay),
+            "model_version": manifest["model_version"],
+        },
     )
 
 
@@ -1087,6 +1095,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="served song vectors as sharp as the answers make them (default: as the lyrics' at most)",
     )
+    p.add_argument(
+        "--text-weight",
+        type=float,
+        default=learn.LearnConfig.text_weight,
+        help="users' texts labelled through their answers join the fine-tuning at this weight (0: off)",
+    )
     p.add_argument("--quick", action="store_true", help="1 round, 12 users, a tiny model (the test suite)")
     p.add_argument("--out", type=Path, default=None, help=f"artefacts (default {OUT}[-control|-quick])")
     p.add_argument("--base", type=Path, default=None, help=f"round-0 checkpoint cache (default {BASE})")
@@ -1148,6 +1162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target_strength=args.target_strength,
             need_like=args.need_like,
             keep_sharpness=not args.sharp,
+            text_weight=args.text_weight,
         ),
         recipe=recipe,
     )

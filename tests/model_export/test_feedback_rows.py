@@ -92,6 +92,26 @@ def test_a_song_never_liked_counts_unless_a_like_is_required_and_the_weight_is_c
     assert [e.text for e in examples] == chunks["s1"] + chunks["s2"]
 
 
+def test_a_text_with_answers_becomes_an_example_of_what_its_user_liked(tmp_path, catalog):
+    # read as joy (narrowly) by the model, but its users liked the sad song and disliked the happy one
+    reading = {"joy": 0.55, "sadness": 0.4, "neutral": 0.05}
+    misread = [
+        {**row(f"m{i}", song, song == "s1", reading), "text": "오늘따라 괜히 그래"}
+        for i in range(2)
+        for song in ("s1", "s2")
+    ]
+    path = tmp_path / "part-0.jsonl.gz"
+    path.write_bytes(gz(misread))
+    examples, report = load_feedback(str(path), catalog, BUNDLE)
+    (text,) = [e for e in examples if e.text == "오늘따라 괜히 그래"]
+    assert text.label == "sadness"  # not the model's joy
+    assert text.weight == pytest.approx(4 / (4 + LearnConfig.strength))
+    assert report.kept["sadness"] >= 1
+    off, _ = load_feedback(str(path), catalog, BUNDLE, LearnConfig(text_weight=0.0))
+    assert "오늘따라 괜히 그래" not in {e.text for e in off}
+    assert len(off) == len(examples) - 1  # the lyrics are the same either way
+
+
 def test_directory_of_daily_partitions(tmp_path, catalog):
     for day, rows in (("2026-11-23", ROWS[:2]), ("2026-11-24", ROWS[2:])):
         (tmp_path / f"dt={day}").mkdir()

@@ -16,6 +16,7 @@ from model_export.learn import (
     reread,
     rule_vectors,
     song_evidence,
+    text_examples,
 )
 from moodtune.labels import LABEL_INDEX, LABELS
 
@@ -190,3 +191,33 @@ def test_keep_sharpness_keeps_the_feelings_order_at_the_lyrics_peak() -> None:
     raw = rule_vectors({"s1": prior}, rows, LearnConfig(rule="joint", keep_sharpness=False), 2.0)["s1"]
     assert served.argmax() == raw.argmax() == LABEL_INDEX["sadness"]
     assert raw.max() > 0.8 and served.max() == pytest.approx(prior.max(), abs=1e-4)
+
+
+JOY_SONG = vec(joy=0.9, surprise=0.05, neutral=0.05)
+
+
+def texted(song: str, satisfied: bool, rid: str, text: str, **scores: float) -> dict:
+    return {**row(song, satisfied, rid, **scores), "text": text}
+
+
+def test_a_text_the_model_misread_is_labelled_by_what_its_user_liked() -> None:
+    priors = {"sad1": SAD_SONG, "sad2": SAD_SONG, "joy1": JOY_SONG}
+    cfg = LearnConfig(rule="joint", text_weight=1.0)
+    # read as joy; its users liked both sad songs and disliked the joyful one, twice over
+    misread = [
+        texted(song, song != "joy1", f"m{i}", "비 온다", joy=0.7, sadness=0.3)
+        for i in range(2)
+        for song in ("sad1", "sad2", "joy1")
+    ]
+    # read as joy and liked for joy: the answers confirm the reading
+    confirmed = [texted("joy1", True, "c1", "신난다", joy=0.8, surprise=0.2)]
+    out = {e.text: e for e in text_examples(priors, misread + confirmed, cfg)}
+    sad, joy = LABEL_INDEX["sadness"], LABEL_INDEX["joy"]
+    assert out["비 온다"].label == "sadness" and out["비 온다"].soft[sad] > 0.9
+    assert out["비 온다"].weight == pytest.approx(6 / 8)  # six answers against a prior worth two
+    assert "신난다" not in out  # one answer: fewer than min_answers
+    one = {e.text: e for e in text_examples(priors, confirmed, LearnConfig(rule="joint", min_answers=1))}
+    assert one["신난다"].label == "joy" and one["신난다"].soft[joy] > 0.8
+    # rows without text (an export that leaves texts out) give no text examples, and order is irrelevant
+    assert text_examples(priors, [{k: v for k, v in r.items() if k != "text"} for r in misread], cfg) == []
+    assert text_examples(priors, list(reversed(misread)), cfg) == text_examples(priors, misread, cfg)
