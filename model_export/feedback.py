@@ -19,7 +19,6 @@ import gzip
 import json
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -170,14 +169,11 @@ def feedback_examples(
     evidence = learn.song_evidence(rows)
     # Targets as sharp as the answers make them: measured, targets held to the lyrics' peak (soft,
     # near-flat) cost 4 points of test accuracy in one round (docs/retraining.md).
-    targets = (
-        learn.rule_vectors(priors, rows, replace(cfg, keep_sharpness=False), cfg.target_strength)
-        if cfg.rule == "joint"
-        else None
-    )
+    joint = learn.joint_inference(priors, rows, cfg) if cfg.rule == "joint" else None
+    targets = joint.blended(cfg.target_strength) if joint is not None else None
     examples = learn.lyric_examples(chunks, priors, evidence, cfg, targets)
-    if cfg.text_weight > 0 and cfg.rule == "joint":
-        examples += learn.text_examples(priors, rows, cfg)
+    if joint is not None and cfg.text_weight > 0:
+        examples += learn.text_examples(joint, cfg)
     if report is not None:
         for song_id, ev in evidence.items():
             if song_id not in priors:

@@ -203,6 +203,12 @@ class Joint:
     answers: np.ndarray
     texts: list[tuple[str, np.ndarray, int]]  # (text, posterior over its feeling, answers)
 
+    def blended(self, strength: float) -> dict[str, np.ndarray]:
+        """Each song's belief blended with its prior, ``(strength·p + n·post) / (strength + n)``."""
+        n = self.answers[:, None]
+        out = (strength * self.prior + n * self.belief) / (strength + n)
+        return {song: out[i].astype(np.float32) for i, song in enumerate(self.songs)}
+
 
 def joint_inference(
     priors: Mapping[str, np.ndarray], rows: Iterable[Mapping[str, Any]], cfg: LearnConfig
@@ -252,23 +258,19 @@ def joint_vectors(
 ) -> dict[str, np.ndarray]:
     """The joint rule's song vectors (``joint_inference``), blended with the prior as the bayes rule
     is, ``(strength·p + n·post) / (strength + n)``; with no answers it is the prior."""
-    joint = joint_inference(priors, rows, cfg)
-    n = joint.answers[:, None]
-    blended = (strength * joint.prior + n * joint.belief) / (strength + n)
-    return {song: blended[i].astype(np.float32) for i, song in enumerate(joint.songs)}
+    return joint_inference(priors, rows, cfg).blended(strength)
 
 
-def text_examples(
-    priors: Mapping[str, np.ndarray], rows: Iterable[Mapping[str, Any]], cfg: LearnConfig
-) -> list[Example]:
-    """Users' texts labelled through their answers: a soft example per distinct text whose target is
-    the mean, over the recommendations that carried it, of the joint rule's posterior of its feeling
-    (the model's reading times the likelihood of the answers), weighted by the evidence
-    ``n / (n + strength)`` (capped at ``max_weight``), in text order. Where the answers agree with the
-    reading the target only sharpens it; where they contradict it (sad songs liked, happy ones not) the
-    target moves to what the user felt: the model's mistakes on users' own words are corrected."""
+def text_examples(joint: Joint, cfg: LearnConfig) -> list[Example]:
+    """Users' texts labelled through their answers (``joint``: ``joint_inference`` of the rows): a soft
+    example per distinct text whose target is the mean, over the recommendations that carried it, of
+    the joint rule's posterior of its feeling (the model's reading times the likelihood of the
+    answers), weighted by the evidence ``n / (n + strength)`` (capped at ``max_weight``), in text
+    order. Where the answers agree with the reading the target only sharpens it; where they contradict
+    it (sad songs liked, happy ones not) the target moves to what the user felt: the model's mistakes
+    on users' own words are corrected."""
     by_text: dict[str, list[tuple[np.ndarray, int]]] = {}
-    for text, posterior, n in joint_inference(priors, rows, cfg).texts:
+    for text, posterior, n in joint.texts:
         by_text.setdefault(text, []).append((posterior, n))
     out: list[Example] = []
     for text in sorted(by_text):

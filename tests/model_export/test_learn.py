@@ -7,6 +7,7 @@ import pytest
 
 from model_export.learn import (
     LearnConfig,
+    joint_inference,
     joint_vectors,
     keep_sharpness,
     lyric_examples,
@@ -211,13 +212,17 @@ def test_a_text_the_model_misread_is_labelled_by_what_its_user_liked() -> None:
     ]
     # read as joy and liked for joy: the answers confirm the reading
     confirmed = [texted("joy1", True, "c1", "신난다", joy=0.8, surprise=0.2)]
-    out = {e.text: e for e in text_examples(priors, misread + confirmed, cfg)}
+
+    def texts(rows: list[dict], cfg: LearnConfig) -> list:
+        return text_examples(joint_inference(priors, rows, cfg), cfg)
+
+    out = {e.text: e for e in texts(misread + confirmed, cfg)}
     sad, joy = LABEL_INDEX["sadness"], LABEL_INDEX["joy"]
     assert out["비 온다"].label == "sadness" and out["비 온다"].soft[sad] > 0.9
     assert out["비 온다"].weight == pytest.approx(6 / 8)  # six answers against a prior worth two
     assert "신난다" not in out  # one answer: fewer than min_answers
-    one = {e.text: e for e in text_examples(priors, confirmed, LearnConfig(rule="joint", min_answers=1))}
+    one = {e.text: e for e in texts(confirmed, LearnConfig(rule="joint", min_answers=1))}
     assert one["신난다"].label == "joy" and one["신난다"].soft[joy] > 0.8
     # rows without text (an export that leaves texts out) give no text examples, and order is irrelevant
-    assert text_examples(priors, [{k: v for k, v in r.items() if k != "text"} for r in misread], cfg) == []
-    assert text_examples(priors, list(reversed(misread)), cfg) == text_examples(priors, misread, cfg)
+    assert texts([{k: v for k, v in r.items() if k != "text"} for r in misread], cfg) == []
+    assert texts(list(reversed(misread)), cfg) == texts(misread, cfg)
